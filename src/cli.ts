@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * The `citypulse` command. `citypulse serve` starts the gateway; `citypulse --help` lists every flag.
+ *
+ * @module
+ */
+import { HELP, UsageError, parseServeArgs } from './cli-args.js';
+import { createLogger } from './server/logger.js';
+import { createServer } from './server/create-server.js';
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseServeArgs(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`citypulse: ${error.message}\nRun "citypulse --help" for usage.\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  if (parsed.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const logger = createLogger(parsed.logLevel);
+  const server = await createServer({ ...parsed.options, logger });
+  process.stdout.write(
+    `citypulse serving on ${server.url}  (WebSocket ${server.wsUrl}, dashboard ${server.url}/)\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`citypulse: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+/**
+ * WebSocket framing for the fan-out fast path: a server-to-client text frame (FIN, opcode 1, unmasked) built once per
+ * message and written as-is to every recipient's socket (RFC 6455 §5.2).
+ *
+ * @module
+ */
+
+/** Builds one complete unmasked text frame for `payload` (UTF-8). */
+export function encodeTextFrame(payload: string | Buffer): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  const length = body.length;
+  let headerLength: number;
+  if (length < 126) headerLength = 2;
+  else if (length < 65536) headerLength = 4;
+  else headerLength = 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
+  frame[0] = 0x81; // FIN + text
+  if (length < 126) {
+    frame[1] = length;
+  } else if (length < 65536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+    frame.writeUInt32BE(length >>> 0, 6);
+  }
+  body.copy(frame, headerLength);
+  return frame;
+}

@@ -1,0 +1,131 @@
+/**
+ * The outbound path: a bounded queue per client and a scheduler that coalesces every frame due to a socket within
+ * one event-loop turn into a single write. On loopback most of a WebSocket server's CPU is kernel time per write, so
+ * a burst of N messages to a client costs one syscall, not N.
+ *
+ * @module
+ */
+import type { Transport } from './transport.js';
+
+/** What happens to a client whose queue passes its bound: the scheduler reports it; the owner decides. */
+export type OverflowHandler<T extends Outbox> = (outbox: T) => void;
+
+/** A client's pending frames. Owned by one {@link OutboundScheduler}; extended by the service's client session. */
+export class Outbox {
+  /** Frames not yet written, oldest first. */
+  frames: Buffer[] = [];
+  /** Sum of `frames` lengths. */
+  bytes = 0;
+  /** In the scheduler's dirty list. */
+  scheduled = false;
+  /** Waiting for the transport's 'drain'. */
+  waitingForDrain = false;
+  /** Set once the client is gone; queued frames are dropped. */
+  closed = false;
+
+  constructor(readonly transport: Transport) {}
+}
+
+/** Options of {@link OutboundScheduler}. */
+export interface OutboundSchedulerOptions<T extends Outbox> {
+  /** Above this many bytes in the transport's own buffer, stop writing and wait for 'drain'. Default 1 MiB. */
+  highWaterBytes?: number;
+  /** Bound of a client's queue (ours plus the transport's). Passing it calls `onOverflow`. Default 8 MiB. */
+  maxQueuedBytes?: number;
+  onOverflow: OverflowHandler<T>;
+}
+
+/** Coalesces frames per client and writes them once per event-loop turn. */
+export class OutboundScheduler<T extends Outbox = Outbox> {
+  readonly #dirty: T[] = [];
+  #immediate: NodeJS.Immediate | null = null;
+  readonly #highWater: number;
+  readonly #maxQueued: number;
+  readonly #onOverflow: OverflowHandler<T>;
+  /** Frames handed to transports. */
+  framesWritten = 0;
+  /** Bytes handed to transports. */
+  bytesWritten = 0;
+  /** Writes (syscall candidates) made. */
+  writes = 0;
+
+  constructor(options: OutboundSchedulerOptions<T>) {
+    this.#highWater = options.highWaterBytes ?? 1024 * 1024;
+    this.#maxQueued = options.maxQueuedBytes ?? 8 * 1024 * 1024;
+    this.#onOverflow = options.onOverflow;
+  }
+
+  /** Queues `frame` for `outbox`; it leaves in this turn's flush. */
+  enqueue(outbox: T, frame: Buffer): void {
+    if (outbox.closed) return;
+    outbox.frames.push(frame);
+    outbox.bytes += frame.length;
+    if (outbox.bytes + outbox.transport.bufferedBytes > this.#maxQueued) {
+      this.#onOverflow(outbox);
+      return;
+    }
+    this.#markDirty(outbox);
+  }
+
+  /** Writes everything queued for `outbox` now (before a close frame, say). */
+  flushNow(outbox: T): void {
+    this.#write(outbox, true);
+  }
+
+  /** Drops everything queued for `outbox` and forgets it. */
+  discard(outbox: Outbox): void {
+    outbox.closed = true;
+    outbox.frames = [];
+    outbox.bytes = 0;
+  }
+
+  /** Cancels the pending flush (service shutdown). */
+  dispose(): void {
+    if (this.#immediate !== null) clearImmediate(this.#immediate);
+    this.#immediate = null;
+    this.#dirty.length = 0;
+  }
+
+  #markDirty(outbox: T): void {
+    if (outbox.scheduled || outbox.waitingForDrain) return;
+    outbox.scheduled = true;
+    this.#dirty.push(outbox);
+    if (this.#immediate === null) this.#immediate = setImmediate(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    this.#immediate = null;
+    const dirty = this.#dirty.splice(0, this.#dirty.length);
+    for (const outbox of dirty) {
+      outbox.scheduled = false;
+      this.#write(outbox, false);
+    }
+  };
+
+  #write(outbox: T, force: boolean): void {
+    if (outbox.closed || outbox.frames.length === 0) return;
+    const transport = outbox.transport;
+    if (!transport.isOpen) {
+      this.discard(outbox);
+      return;
+    }
+    if (!force && transport.bufferedBytes > this.#highWater) {
+      if (!outbox.waitingForDrain) {
+        outbox.waitingForDrain = true;
+        transport.onceDrained(() => {
+          outbox.waitingForDrain = false;
+          if (outbox.frames.length > 0) this.#markDirty(outbox);
+        });
+      }
+      return;
+    }
+    const frames = outbox.frames;
+    const bytes = outbox.bytes;
+    outbox.frames = [];
+    outbox.bytes = 0;
+    transport.writeFrames(frames, bytes);
+    this.framesWritten += frames.length;
+    this.bytesWritten += bytes;
+    this.writes++;
+  }
+}

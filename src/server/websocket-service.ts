@@ -1,0 +1,741 @@
+/**
+ * `WebSocketService`: the design document's class. Tracks clients and their topic subscriptions, sends a snapshot on
+ * connect, fans UPDATE / ALERT out to everyone or to one topic's subscribers, answers pings, and drops connections
+ * that stay silent past the heartbeat timeout.
+ *
+ * Fast path: a published message is stamped with its topic's `seq`, serialised and framed once, then queued to each
+ * subscriber of its topic (found through a topic index, no per-client filtering); every frame due to a socket within
+ * one event-loop turn leaves in one write (see `outbound.ts`).
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import {
+  ClientMessageType,
+  CloseCode,
+  DEFAULT_TOPICS,
+  ErrorCode,
+  PROTOCOL_VERSION,
+  ServerMessageType,
+  assertNever,
+  parseClientMessage,
+  parseResumeQuery,
+  type ClientMessage,
+  type StreamPosition,
+  type WebSocketMessage,
+} from '../protocol.js';
+import { encodeTextFrame } from './frame.js';
+import { silentLogger, type Logger } from './logger.js';
+import { OutboundScheduler } from './outbound.js';
+import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
+import { TopicIndex } from './topic-index.js';
+import { TopicLog } from './topic-log.js';
+import { WsTransport } from './transport.js';
+
+/** Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise. */
+export type SnapshotProvider = () => unknown;
+
+/** Options of {@link WebSocketService}. Durations in milliseconds. */
+export interface WebSocketServiceOptions {
+  /** How often protocol pings go out. Default 10000. */
+  heartbeatIntervalMs?: number;
+  /** A client silent (no pong, no frame) this long is terminated. Default 30000. */
+  heartbeatTimeoutMs?: number;
+  /** The registry of topic names clients may subscribe to. Default `cameras`, `weather`, `accidents`, `airQuality`. */
+  topics?: readonly string[];
+  /**
+   * Largest client frame accepted; a larger one closes the connection with 1009. Default 64 KiB. Also pass it as the
+   * `WebSocketServer`'s `maxPayload` (as `createServer` does) so oversized frames are refused while being read.
+   */
+  maxPayloadBytes?: number;
+  /** Most topics one client may be subscribed to. Default: the number of topics in the registry. */
+  maxSubscriptionsPerClient?: number;
+  /** Per-topic history kept for resume: entries. Default 1000. */
+  historySize?: number;
+  /** Per-topic history kept for resume: age. Default 300000 (5 min). */
+  historyTtlMs?: number;
+  /** Stop writing to a socket whose own buffer holds more than this, until it drains. Default 1 MiB. */
+  highWaterBytes?: number;
+  /** A client with more than this queued is closed with 4503 (slow consumer). Default 8 MiB. */
+  maxQueuedBytes?: number;
+  /** How long `close()` waits for clients to finish the closing handshake before terminating them. Default 2000. */
+  closeTimeoutMs?: number;
+  /** Structured logger (pino-compatible). Default: silent. */
+  logger?: Logger;
+  /** Clock, ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+  /** Fixed epoch for topic sequences (tests). Default: random per service. */
+  epoch?: string;
+}
+
+/** Counters the service keeps (for `/api/stats` and metrics). */
+export interface ServiceCounters {
+  /** Messages accepted by `publish`/`broadcastToTopic`/`broadcast`. */
+  readonly published: number;
+  /** Frames queued to clients (one per recipient). */
+  readonly framesOut: number;
+  /** Bytes handed to sockets. */
+  readonly bytesOut: number;
+  /** Socket writes made (each carries one or more frames). */
+  readonly writes: number;
+  /** Client frames received. */
+  readonly framesIn: number;
+  /** ERROR frames sent. */
+  readonly errors: number;
+  /** Connections terminated by the heartbeat. */
+  readonly heartbeatTerminations: number;
+  /** Connections closed for falling too far behind. */
+  readonly slowConsumerCloses: number;
+  /** Connections accepted since start. */
+  readonly connectionsTotal: number;
+}
+
+type ServiceState = 'running' | 'closing' | 'closed';
+
+const DEFAULTS = {
+  heartbeatIntervalMs: 10_000,
+  heartbeatTimeoutMs: 30_000,
+  maxPayloadBytes: 64 * 1024,
+  closeTimeoutMs: 2000,
+};
+
+/** The real-time hub between publishers (the aggregator, the HTTP API) and WebSocket clients. */
+export class WebSocketService {
+  readonly #wss: WebSocketServer;
+  readonly #sessions = new Set<ClientSession>();
+  readonly #index = new TopicIndex<ClientSession>();
+  readonly #log: TopicLog;
+  readonly #outbound: OutboundScheduler<ClientSession>;
+  readonly #topics: ReadonlySet<string>;
+  readonly #topicList: readonly string[];
+  readonly #heartbeatIntervalMs: number;
+  readonly #heartbeatTimeoutMs: number;
+  readonly #maxPayloadBytes: number;
+  readonly #maxSubscriptions: number;
+  readonly #closeTimeoutMs: number;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #heartbeatInterval: NodeJS.Timeout | null = null;
+  #snapshotProvider: SnapshotProvider | null = null;
+  /** Encoded snapshot frames by snapshot object identity, then by shape key. */
+  #snapshotFrames = new WeakMap<object, Map<string, Buffer>>();
+  #state: ServiceState = 'running';
+  #closed: Promise<void> | null = null;
+  /** Set while `close()` waits for the last client to go. */
+  #onAllClosed: (() => void) | null = null;
+  #counters = { published: 0, framesOut: 0, framesIn: 0, errors: 0, heartbeatTerminations: 0, slowConsumerCloses: 0, connectionsTotal: 0 };
+
+  /**
+   * Attaches to `wss`: every connection it accepts from now on is served by this service.
+   * @param wss a `ws` WebSocketServer (typically `noServer: true`, fed by an HTTP upgrade handler)
+   */
+  constructor(wss: WebSocketServer, options: WebSocketServiceOptions = {}) {
+    this.#wss = wss;
+    this.#topicList = [...(options.topics ?? DEFAULT_TOPICS)];
+    this.#topics = new Set(this.#topicList);
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
+    this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes;
+    this.#maxSubscriptions = options.maxSubscriptionsPerClient ?? this.#topicList.length;
+    this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs;
+    this.#logger = options.logger ?? silentLogger;
+    this.#now = options.now ?? Date.now;
+    this.#log = new TopicLog({
+      historySize: options.historySize,
+      historyTtlMs: options.historyTtlMs,
+      now: this.#now,
+      epoch: options.epoch,
+    });
+    this.#outbound = new OutboundScheduler<ClientSession>({
+      highWaterBytes: options.highWaterBytes,
+      maxQueuedBytes: options.maxQueuedBytes,
+      onOverflow: (session) => this.#onSlowConsumer(session),
+    });
+    this.initialize();
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Public API (the design's, then additions)
+  // -------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Sets where snapshots come from: a function returning an object keyed by topic name -> that topic's state
+   * (synchronously or as a Promise). A topic state that is an object with a numeric `seq` tells the service which
+   * message it reflects; otherwise the topic's position when the provider was called is used. Return the same
+   * object while nothing changed: its encoding is cached by identity.
+   */
+  setSnapshotProvider(provider: () => unknown): void {
+    this.#snapshotProvider = provider;
+  }
+
+  /** Sends `message` to every connected client (no topic filter, no `seq`: not kept in history). */
+  broadcast(message: WebSocketMessage): void {
+    if (this.#state !== 'running') return;
+    this.#counters.published++;
+    const frame = encodeTextFrame(
+      JSON.stringify({ type: message.type, topic: message.topic, data: message.data, timestamp: message.timestamp }),
+    );
+    for (const session of this.#sessions) {
+      if (session.state === 'handshaking') (session.heldBroadcasts ??= []).push(frame);
+      else this.#send(session, frame);
+    }
+  }
+
+  /** Sends `message` to the subscribers of `topic`; UPDATE and ALERT take the topic's next `seq`. */
+  broadcastToTopic(topic: string, message: WebSocketMessage): void {
+    this.publish(topic, message);
+  }
+
+  /** Number of connected clients. */
+  getClientCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Number of clients subscribed to `topic`. */
+  getTopicSubscribers(topic: string): number {
+    return this.#index.count(topic);
+  }
+
+  /**
+   * Publishes on `topic` and returns the position the message took. UPDATE and ALERT take the topic's next `seq`
+   * and enter its history; SNAPSHOT is stamped with the current `seq`; PONG carries none.
+   * @throws Error with `code: 'ERR_UNKNOWN_TOPIC'` when `topic` is not in the registry.
+   */
+  publish(topic: string, message: WebSocketMessage): StreamPosition {
+    if (!this.#topics.has(topic)) {
+      throw Object.assign(new Error(`unknown topic "${topic}"`), { code: 'ERR_UNKNOWN_TOPIC' });
+    }
+    if (this.#state !== 'running') return this.#log.position(topic);
+    this.#counters.published++;
+    const epoch = this.#log.epoch;
+    let seq: number;
+    let json: string;
+    switch (message.type) {
+      case 'UPDATE':
+      case 'ALERT':
+        seq = this.#log.next(topic);
+        json = JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp, seq, epoch });
+        this.#log.record(topic, seq, json);
+        break;
+      case 'SNAPSHOT':
+        seq = this.#log.position(topic).seq;
+        json = JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp, seq, epoch });
+        break;
+      case 'PONG':
+        seq = this.#log.position(topic).seq;
+        json = JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
+        break;
+      default:
+        return assertNever(message.type);
+    }
+    const members = this.#index.membersOf(topic);
+    if (members !== undefined) {
+      const frame = encodeTextFrame(json);
+      for (const session of members) {
+        const held = session.held?.get(topic);
+        if (held !== undefined) held.push({ seq, frame });
+        else this.#send(session, frame);
+      }
+    }
+    return { epoch, seq };
+  }
+
+  /** The topic's current position (its last `seq` and the epoch). */
+  position(topic: string): StreamPosition {
+    return this.#log.position(topic);
+  }
+
+  /** The topic registry. */
+  get topics(): readonly string[] {
+    return this.#topicList;
+  }
+
+  /** The epoch of this service's topic sequences. */
+  get epoch(): string {
+    return this.#log.epoch;
+  }
+
+  /** Counters since start. */
+  counters(): ServiceCounters {
+    return {
+      ...this.#counters,
+      bytesOut: this.#outbound.bytesWritten,
+      writes: this.#outbound.writes,
+    };
+  }
+
+  /**
+   * Stops the heartbeat, stops accepting connections, closes every client with 1001 and waits (up to
+   * `closeTimeoutMs`) for them to go, terminating stragglers. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Lifecycle
+  // -------------------------------------------------------------------------------------------------------------
+
+  private initialize(): void {
+    this.#wss.on('connection', this.#onConnection);
+    this.startHeartbeat();
+  }
+
+  private startHeartbeat(): void {
+    this.#heartbeatInterval = setInterval(() => this.#heartbeat(), this.#heartbeatIntervalMs);
+    this.#heartbeatInterval.unref();
+  }
+
+  #heartbeat(): void {
+    const now = this.#now();
+    for (const session of this.#sessions) {
+      if (now - session.lastSeenAt >= this.#heartbeatTimeoutMs) {
+        this.#counters.heartbeatTerminations++;
+        this.#logger.info({ clientId: session.id, silentMs: now - session.lastSeenAt }, 'heartbeat timeout');
+        session.transport.terminate();
+        this.#teardown(session, 'heartbeat timeout');
+      } else {
+        session.transport.ping();
+      }
+    }
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#state = 'closing';
+    this.#wss.off('connection', this.#onConnection);
+    if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
+    this.#heartbeatInterval = null;
+    const sessions = [...this.#sessions];
+    const allGone = new Promise<'gone'>((resolve) => {
+      this.#onAllClosed = () => resolve('gone');
+      if (this.#sessions.size === 0) resolve('gone');
+    });
+    for (const session of sessions) {
+      this.#outbound.flushNow(session);
+      session.transport.close(CloseCode.GoingAway, 'server shutting down');
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#closeTimeoutMs);
+    });
+    const outcome = await Promise.race([allGone, timeout]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      for (const session of this.#sessions) {
+        session.transport.terminate();
+        this.#teardown(session, 'shutdown timeout');
+      }
+    }
+    this.#outbound.dispose();
+    this.#state = 'closed';
+  }
+
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Connections
+  // -------------------------------------------------------------------------------------------------------------
+
+  readonly #onConnection = (ws: WebSocket, req: IncomingMessage): void => {
+    ws.on('error', (error) => this.#logger.debug({ err: error }, 'socket error'));
+    if (this.#state !== 'running') {
+      ws.close(CloseCode.GoingAway, 'server shutting down');
+      return;
+    }
+    const session = new ClientSession(
+      randomUUID(),
+      new WsTransport(ws),
+      req.socket.remoteAddress ?? 'unknown',
+      this.#now(),
+    );
+    this.#sessions.add(session);
+    this.#counters.connectionsTotal++;
+    ws.on('message', (data, isBinary) => this.#onFrame(session, data, isBinary));
+    ws.on('pong', () => {
+      session.lastSeenAt = this.#now();
+    });
+    ws.on('close', (code, reason) => this.#teardown(session, `closed ${code} ${reason.toString()}`.trim()));
+
+    const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+    const requested = splitTopics(query.get('topics'));
+    const resumeQuery = query.get('resume');
+    const resume = resumeQuery === null ? {} : parseResumeQuery(resumeQuery);
+    const wanted = [...new Set([...requested, ...Object.keys(resume ?? {})])];
+    const problem =
+      resume === null
+        ? { code: ErrorCode.BadMessage, message: 'resume: expected <topic>:<epoch>:<seq>[,...]', topics: [] }
+        : this.#checkTopics(session, wanted);
+    const subscribed = problem === null ? wanted : [];
+    for (const topic of subscribed) this.#index.add(session, topic);
+
+    this.#logger.info({ clientId: session.id, ip: session.remoteAddress, topics: subscribed }, 'client connected');
+    this.#sendMessage(session, ServerMessageType.Connected, {
+      clientId: session.id,
+      protocol: PROTOCOL_VERSION,
+      topics: this.#topicList,
+      subscribed,
+      heartbeat: { intervalMs: this.#heartbeatIntervalMs, timeoutMs: this.#heartbeatTimeoutMs },
+    });
+
+    // The initial snapshot: the ?topics= ones, or every topic when the client named none.
+    const resumed = problem === null ? Object.keys(resume ?? {}) : [];
+    const snapshotTopics =
+      problem === null && wanted.length > 0 ? requested.filter((t) => !(resume ?? {})[t]) : [...this.#topicList];
+    for (const topic of subscribed) session.holdTopic(topic);
+    this.#withSnapshot(
+      (snapshot, callTimeSeqs) => {
+        if (session.state === 'closed') return;
+        this.#send(session, this.#fullSnapshotFrame(snapshot, snapshotTopics));
+        for (const topic of snapshotTopics) {
+          if (session.held?.has(topic)) this.#releaseHeld(session, topic, seqOf(snapshot, topic, callTimeSeqs));
+        }
+        this.#openSession(session, problem, resume ?? {}, resumed);
+      },
+      (error) => {
+        if (session.state === 'closed') return;
+        this.#logger.warn({ err: error, clientId: session.id }, 'snapshot provider failed');
+        this.#send(session, this.#frame(ServerMessageType.Snapshot, {}));
+        this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', snapshotTopics);
+        for (const topic of snapshotTopics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
+        this.#openSession(session, problem, resume ?? {}, resumed);
+      },
+    );
+  };
+
+  /** Ends the handshake: held broadcasts, the connect-time problem, resumed topics, then queued client frames. */
+  #openSession(
+    session: ClientSession,
+    problem: { code: ErrorCode; message: string; topics: readonly string[] } | null,
+    resume: Record<string, StreamPosition>,
+    resumed: readonly string[],
+  ): void {
+    session.state = 'open';
+    if (session.heldBroadcasts !== null) {
+      for (const frame of session.heldBroadcasts) this.#send(session, frame);
+      session.heldBroadcasts = null;
+    }
+    if (problem !== null) this.#sendError(session, problem.code, problem.message, problem.topics);
+    if (resumed.length > 0) this.#resumeTopics(session, resumed, resume);
+    const inbox = session.inbox;
+    session.inbox = null;
+    if (inbox !== null) for (const frame of inbox) this.#handleFrame(session, frame.data, frame.isBinary);
+  }
+
+  #teardown(session: ClientSession, reason: string): void {
+    if (session.state === 'closed') return;
+    session.state = 'closed';
+    this.#index.removeMember(session);
+    this.#outbound.discard(session);
+    this.#sessions.delete(session);
+    this.#logger.info(
+      { clientId: session.id, ip: session.remoteAddress, reason, durationMs: this.#now() - session.connectedAt },
+      'client disconnected',
+    );
+    if (this.#sessions.size === 0) this.#onAllClosed?.();
+  }
+
+  #onSlowConsumer(session: ClientSession): void {
+    this.#counters.slowConsumerCloses++;
+    this.#logger.warn({ clientId: session.id, queuedBytes: session.bytes }, 'slow consumer closed');
+    this.#outbound.discard(session);
+    session.transport.close(CloseCode.SlowConsumer, 'slow consumer: reconnect and resume');
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Client frames
+  // -------------------------------------------------------------------------------------------------------------
+
+  #onFrame(session: ClientSession, data: RawData, isBinary: boolean): void {
+    if (session.state === 'closed') return;
+    session.lastSeenAt = this.#now();
+    this.#counters.framesIn++;
+    if (rawLength(data) > this.#maxPayloadBytes) {
+      session.transport.close(CloseCode.MessageTooBig, 'frame too big');
+      return;
+    }
+    if (session.state === 'handshaking') {
+      session.inbox ??= [];
+      if (session.inbox.length >= MAX_INBOX_FRAMES) {
+        this.#sendError(session, ErrorCode.RateLimited, 'too many frames before the snapshot; frame dropped');
+      } else {
+        session.inbox.push({ data, isBinary });
+      }
+      return;
+    }
+    this.#handleFrame(session, data, isBinary);
+  }
+
+  private handleClientMessage(session: ClientSession, message: ClientMessage): void {
+    switch (message.type) {
+      case ClientMessageType.Subscribe:
+        this.#subscribe(session, message.topics);
+        return;
+      case ClientMessageType.Unsubscribe:
+        this.#unsubscribe(session, message.topics);
+        return;
+      case ClientMessageType.Ping:
+        this.#sendMessage(session, ServerMessageType.Pong, message.id === undefined ? {} : { id: message.id });
+        return;
+      case ClientMessageType.Resume: {
+        const topics = Object.keys(message.topics);
+        const problem = this.#checkTopics(session, topics);
+        if (problem !== null) {
+          this.#sendError(session, problem.code, problem.message, problem.topics);
+          return;
+        }
+        for (const topic of topics) this.#index.add(session, topic);
+        this.#sendMessage(session, ServerMessageType.Subscribed, { topics });
+        this.#resumeTopics(session, topics, message.topics);
+        return;
+      }
+      case ClientMessageType.Refresh:
+        this.#sendError(session, ErrorCode.BadToken, 'authentication is not enabled on this server');
+        return;
+      default:
+        assertNever(message);
+    }
+  }
+
+  #handleFrame(session: ClientSession, data: RawData, isBinary: boolean): void {
+    if (session.state === 'closed') return;
+    const result = parseClientMessage(isBinary ? data : rawToString(data));
+    if (!result.ok) {
+      this.#sendError(session, result.error.code, result.error.message);
+      return;
+    }
+    try {
+      this.handleClientMessage(session, result.message);
+    } catch (error) {
+      this.#logger.error({ err: error, clientId: session.id }, 'failed to handle a client message');
+      this.#sendError(session, ErrorCode.Internal, 'the server failed to handle the message');
+    }
+  }
+
+  /** Why `topics` cannot be added to `session`'s subscriptions, or null when they can. */
+  #checkTopics(
+    session: ClientSession,
+    topics: readonly string[],
+  ): { code: ErrorCode; message: string; topics: readonly string[] } | null {
+    const unknown = topics.filter((t) => !this.#topics.has(t));
+    if (unknown.length > 0) {
+      return {
+        code: ErrorCode.UnknownTopic,
+        message: `unknown topic(s): ${unknown.map((t) => t.slice(0, 64)).join(', ').slice(0, 512)}`,
+        topics: unknown.slice(0, 16),
+      };
+    }
+    const current = this.#index.topicsOf(session);
+    const added = new Set(topics.filter((t) => !current.has(t))).size;
+    if (current.size + added > this.#maxSubscriptions) {
+      return {
+        code: ErrorCode.TooManySubscriptions,
+        message: `at most ${this.#maxSubscriptions} subscriptions per client`,
+        topics: [...topics],
+      };
+    }
+    return null;
+  }
+
+  #subscribe(session: ClientSession, requested: readonly string[]): void {
+    const topics = [...new Set(requested)];
+    const problem = this.#checkTopics(session, topics);
+    if (problem !== null) {
+      this.#sendError(session, problem.code, problem.message, problem.topics);
+      return;
+    }
+    const added = topics.filter((topic) => this.#index.add(session, topic));
+    this.#sendMessage(session, ServerMessageType.Subscribed, { topics });
+    if (added.length > 0) this.#sendTopicSnapshots(session, added, false);
+  }
+
+  #unsubscribe(session: ClientSession, requested: readonly string[]): void {
+    const topics = [...new Set(requested)];
+    const unknown = topics.filter((t) => !this.#topics.has(t));
+    if (unknown.length > 0) {
+      this.#sendError(session, ErrorCode.UnknownTopic, `unknown topic(s): ${unknown.join(', ').slice(0, 512)}`, unknown.slice(0, 16));
+      return;
+    }
+    for (const topic of topics) {
+      this.#index.remove(session, topic);
+      session.releaseTopic(topic);
+    }
+    this.#sendMessage(session, ServerMessageType.Unsubscribed, { topics });
+  }
+
+  /**
+   * Continues `topics` from the client's positions: replays the missed frames (marked `recovered: true`) when history
+   * covers them, otherwise sends a fresh per-topic SNAPSHOT (marked `recovered: false`). Runs synchronously against
+   * the log, so no live frame can slip between the replay and the live stream.
+   */
+  #resumeTopics(session: ClientSession, topics: readonly string[], positions: Record<string, StreamPosition>): void {
+    const fallback: string[] = [];
+    for (const topic of topics) {
+      if (session.held?.has(topic)) session.releaseTopic(topic);
+      const position = positions[topic];
+      const lookup = position === undefined ? null : this.#log.since(topic, position);
+      if (lookup === null || !lookup.covered) {
+        fallback.push(topic);
+        continue;
+      }
+      for (const entry of lookup.entries) {
+        this.#send(session, encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`));
+      }
+    }
+    if (fallback.length > 0) this.#sendTopicSnapshots(session, fallback, true);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Snapshots
+  // -------------------------------------------------------------------------------------------------------------
+
+  /**
+   * Calls the provider and hands its result (and the topics' positions at call time) to `done`, synchronously when
+   * the provider is synchronous. Provider failures, thrown or rejected, go to `failed`.
+   */
+  #withSnapshot(done: (snapshot: unknown, callTimeSeqs: Map<string, number>) => void, failed: (error: unknown) => void): void {
+    const callTimeSeqs = new Map<string, number>();
+    for (const topic of this.#topicList) callTimeSeqs.set(topic, this.#log.position(topic).seq);
+    let result: unknown;
+    try {
+      result = this.#snapshotProvider === null ? null : this.#snapshotProvider();
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        (snapshot) => done(snapshot, callTimeSeqs),
+        (error: unknown) => failed(error),
+      );
+    } else {
+      done(result, callTimeSeqs);
+    }
+  }
+
+  /** Holds `topics`, fetches a snapshot and sends one per-topic SNAPSHOT each, then the frames held meanwhile. */
+  #sendTopicSnapshots(session: ClientSession, topics: readonly string[], recoveryFallback: boolean): void {
+    for (const topic of topics) session.holdTopic(topic);
+    this.#withSnapshot(
+      (snapshot, callTimeSeqs) => {
+        for (const topic of topics) {
+          if (session.state === 'closed' || !this.#index.has(session, topic) || !session.held?.has(topic)) continue;
+          const seq = seqOf(snapshot, topic, callTimeSeqs);
+          this.#send(session, this.#topicSnapshotFrame(snapshot, topic, seq, recoveryFallback));
+          this.#releaseHeld(session, topic, seq);
+        }
+      },
+      (error) => {
+        if (session.state === 'closed') return;
+        this.#logger.warn({ err: error, clientId: session.id, topics }, 'snapshot provider failed');
+        this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', topics);
+        for (const topic of topics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
+      },
+    );
+  }
+
+  /** Stops holding `topic` and sends the held frames newer than `afterSeq`. */
+  #releaseHeld(session: ClientSession, topic: string, afterSeq: number): void {
+    const held: HeldFrame[] = session.releaseTopic(topic);
+    for (const { seq, frame } of held) if (seq > afterSeq) this.#send(session, frame);
+  }
+
+  #fullSnapshotFrame(snapshot: unknown, topics: readonly string[]): Buffer {
+    const key = `full:${topics.join(',')}`;
+    return this.#cachedSnapshotFrame(snapshot, key, () => {
+      const data: Record<string, unknown> = {};
+      for (const topic of topics) data[topic] = topicStateOf(snapshot, topic);
+      return JSON.stringify({ type: ServerMessageType.Snapshot, data, timestamp: new Date(this.#now()).toISOString() });
+    });
+  }
+
+  #topicSnapshotFrame(snapshot: unknown, topic: string, seq: number, recoveryFallback: boolean): Buffer {
+    const state = topicStateOf(snapshot, topic);
+    const encode = (): string =>
+      JSON.stringify({
+        type: ServerMessageType.Snapshot,
+        topic,
+        data: state,
+        timestamp: new Date(this.#now()).toISOString(),
+        seq,
+        epoch: this.#log.epoch,
+        ...(recoveryFallback ? { recovered: false } : {}),
+      });
+    // Only cache when the state itself says which seq it reflects; otherwise the seq depends on the call.
+    if (ownSeq(state) === null) return encodeTextFrame(encode());
+    return this.#cachedSnapshotFrame(snapshot, `topic:${topic}:${recoveryFallback ? 'r' : ''}`, encode);
+  }
+
+  #cachedSnapshotFrame(snapshot: unknown, key: string, encode: () => string): Buffer {
+    if (typeof snapshot !== 'object' || snapshot === null) return encodeTextFrame(encode());
+    let frames = this.#snapshotFrames.get(snapshot);
+    if (frames === undefined) {
+      frames = new Map();
+      this.#snapshotFrames.set(snapshot, frames);
+    }
+    let frame = frames.get(key);
+    if (frame === undefined) {
+      frame = encodeTextFrame(encode());
+      frames.set(key, frame);
+    }
+    return frame;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Sending
+  // -------------------------------------------------------------------------------------------------------------
+
+  #send(session: ClientSession, frame: Buffer): void {
+    this.#counters.framesOut++;
+    this.#outbound.enqueue(session, frame);
+  }
+
+  #frame(type: ServerMessageType, data: unknown): Buffer {
+    return encodeTextFrame(JSON.stringify({ type, data, timestamp: new Date(this.#now()).toISOString() }));
+  }
+
+  #sendMessage(session: ClientSession, type: ServerMessageType, data: unknown): void {
+    this.#send(session, this.#frame(type, data));
+  }
+
+  #sendError(session: ClientSession, code: ErrorCode, message: string, topics?: readonly string[]): void {
+    this.#counters.errors++;
+    this.#sendMessage(session, ServerMessageType.Error, topics === undefined ? { code, message } : { code, message, topics });
+  }
+}
+
+function splitTopics(value: string | null): string[] {
+  if (value === null) return [];
+  return value.split(',').filter((t) => t.length > 0);
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function topicStateOf(snapshot: unknown, topic: string): unknown {
+  if (typeof snapshot !== 'object' || snapshot === null) return null;
+  return (snapshot as Record<string, unknown>)[topic] ?? null;
+}
+
+function ownSeq(state: unknown): number | null {
+  if (typeof state !== 'object' || state === null) return null;
+  const seq = (state as { seq?: unknown }).seq;
+  return typeof seq === 'number' && Number.isSafeInteger(seq) ? seq : null;
+}
+
+/** The seq a topic's snapshot reflects: its own `seq` when it has one, else the topic's position at call time. */
+function seqOf(snapshot: unknown, topic: string, callTimeSeqs: Map<string, number>): number {
+  return ownSeq(topicStateOf(snapshot, topic)) ?? callTimeSeqs.get(topic) ?? 0;
+}
+
+function rawLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
+}
+
+function rawToString(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data).toString('utf8');
+}

@@ -36,7 +36,8 @@ export class UsageError extends Error {}
 function integer(name: string, value: string | undefined, fallback: number, min = 0): number {
   if (value === undefined || value === '') return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`${name} must be an integer >= ${min}, got "${value}"`);
   return n;
 }
 
@@ -76,21 +77,36 @@ export function parseServeArgs(
   const { values, positionals } = parsed;
   if (values.help) return { help: true };
   const command = positionals[0] ?? 'serve';
-  if (command !== 'serve' || positionals.length > 1) throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+  if (command !== 'serve' || positionals.length > 1)
+    throw new UsageError(`unknown command "${positionals.join(' ')}"`);
 
   const source = values.source ?? env.CITYPULSE_SOURCE ?? 'simulator';
-  if (source !== 'simulator' && source !== 'none') throw new UsageError(`--source must be simulator or none, got "${source}"`);
+  if (source !== 'simulator' && source !== 'none')
+    throw new UsageError(`--source must be simulator or none, got "${source}"`);
   const logLevel = (values['log-level'] ?? env.LOG_LEVEL ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const port = integer('--port', values.port ?? env.PORT, 8080);
   if (port > 65535) throw new UsageError(`--port must be <= 65535, got ${port}`);
-  const heartbeatIntervalMs = integer('--heartbeat-interval', values['heartbeat-interval'] ?? env.CITYPULSE_HEARTBEAT_INTERVAL_MS, 10_000, 1);
-  const heartbeatTimeoutMs = integer('--heartbeat-timeout', values['heartbeat-timeout'] ?? env.CITYPULSE_HEARTBEAT_TIMEOUT_MS, 30_000, 1);
+  const heartbeatIntervalMs = integer(
+    '--heartbeat-interval',
+    values['heartbeat-interval'] ?? env.CITYPULSE_HEARTBEAT_INTERVAL_MS,
+    10_000,
+    1,
+  );
+  const heartbeatTimeoutMs = integer(
+    '--heartbeat-timeout',
+    values['heartbeat-timeout'] ?? env.CITYPULSE_HEARTBEAT_TIMEOUT_MS,
+    30_000,
+    1,
+  );
   if (heartbeatTimeoutMs < heartbeatIntervalMs) {
     throw new UsageError('--heartbeat-timeout must be at least --heartbeat-interval');
   }
-  const publishKeys = values['publish-key'] ?? (env.CITYPULSE_PUBLISH_KEY ?? '').split(',').filter((k) => k !== '');
-  if (publishKeys.some((k) => k.length < 8)) throw new UsageError('--publish-key must be at least 8 characters');
+  const publishKeys =
+    values['publish-key'] ?? (env.CITYPULSE_PUBLISH_KEY ?? '').split(',').filter((k) => k !== '');
+  if (publishKeys.some((k) => k.length < 8))
+    throw new UsageError('--publish-key must be at least 8 characters');
 
   return {
     help: false,
@@ -100,13 +116,25 @@ export function parseServeArgs(
       host: values.host ?? env.HOST ?? '0.0.0.0',
       source,
       simulatorSeed: integer('--seed', values.seed ?? env.CITYPULSE_SEED, 42),
-      simulatorIntervalMs: integer('--simulator-interval', values['simulator-interval'] ?? env.CITYPULSE_SIMULATOR_INTERVAL_MS, 1000, 10),
+      simulatorIntervalMs: integer(
+        '--simulator-interval',
+        values['simulator-interval'] ?? env.CITYPULSE_SIMULATOR_INTERVAL_MS,
+        1000,
+        10,
+      ),
       publishKeys,
       heartbeatIntervalMs,
       heartbeatTimeoutMs,
-      maxPayloadBytes: integer('--max-payload', values['max-payload'] ?? env.CITYPULSE_MAX_PAYLOAD, 64 * 1024, 128),
-      maxSubscriptionsPerClient: optionalInteger('--max-subscriptions', values['max-subscriptions'] ?? env.CITYPULSE_MAX_SUBSCRIPTIONS),
+      maxPayloadBytes: integer(
+        '--max-payload',
+        values['max-payload'] ?? env.CITYPULSE_MAX_PAYLOAD,
+        64 * 1024,
+        128,
+      ),
+      maxSubscriptionsPerClient: optionalInteger(
+        '--max-subscriptions',
+        values['max-subscriptions'] ?? env.CITYPULSE_MAX_SUBSCRIPTIONS,
+      ),
     },
   };
 }
-

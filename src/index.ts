@@ -6,7 +6,11 @@
 export * from './protocol.js';
 export * from './topics.js';
 export { WebSocketService } from './server/websocket-service.js';
-export type { WebSocketServiceOptions, ServiceCounters, SnapshotProvider } from './server/websocket-service.js';
+export type {
+  WebSocketServiceOptions,
+  ServiceCounters,
+  SnapshotProvider,
+} from './server/websocket-service.js';
 export { createServer } from './server/create-server.js';
 export type { CityPulseServer, CityPulseServerOptions } from './server/create-server.js';
 export { createLogger, silentLogger } from './server/logger.js';

@@ -75,19 +75,18 @@ export interface HeartbeatInfo {
 }
 
 /** `CONNECTED`: always the first frame. */
-export interface ConnectedMessage
-  extends ServerEnvelope<
-    ServerMessageType.Connected,
-    {
-      readonly clientId: string;
-      readonly protocol: number;
-      /** Every topic name the server serves. */
-      readonly topics: readonly string[];
-      /** Topics this connection is subscribed to (from `?topics=`), possibly empty. */
-      readonly subscribed: readonly string[];
-      readonly heartbeat: HeartbeatInfo;
-    }
-  > {}
+export interface ConnectedMessage extends ServerEnvelope<
+  ServerMessageType.Connected,
+  {
+    readonly clientId: string;
+    readonly protocol: number;
+    /** Every topic name the server serves. */
+    readonly topics: readonly string[];
+    /** Topics this connection is subscribed to (from `?topics=`), possibly empty. */
+    readonly subscribed: readonly string[];
+    readonly heartbeat: HeartbeatInfo;
+  }
+> {}
 
 /** The snapshot of one topic, as held under its name in a full SNAPSHOT or as `data` of a per-topic one. */
 export type TopicSnapshot = unknown;
@@ -123,15 +122,22 @@ export interface AlertMessage extends ServerEnvelope<ServerMessageType.Alert, un
 }
 
 /** `PONG`: answer to a client `ping`. */
-export interface PongMessage extends ServerEnvelope<ServerMessageType.Pong, { readonly id?: string | number }> {}
+export interface PongMessage extends ServerEnvelope<
+  ServerMessageType.Pong,
+  { readonly id?: string | number }
+> {}
 
 /** `SUBSCRIBED`: the topics a `subscribe` added (already-subscribed ones included, listed once). */
-export interface SubscribedMessage
-  extends ServerEnvelope<ServerMessageType.Subscribed, { readonly topics: readonly string[] }> {}
+export interface SubscribedMessage extends ServerEnvelope<
+  ServerMessageType.Subscribed,
+  { readonly topics: readonly string[] }
+> {}
 
 /** `UNSUBSCRIBED`: the topics an `unsubscribe` removed. */
-export interface UnsubscribedMessage
-  extends ServerEnvelope<ServerMessageType.Unsubscribed, { readonly topics: readonly string[] }> {}
+export interface UnsubscribedMessage extends ServerEnvelope<
+  ServerMessageType.Unsubscribed,
+  { readonly topics: readonly string[] }
+> {}
 
 /** Error codes carried by `ERROR` frames. The connection stays open after every one. */
 export enum ErrorCode {
@@ -158,16 +164,15 @@ export enum ErrorCode {
 }
 
 /** `ERROR`. */
-export interface ErrorMessage
-  extends ServerEnvelope<
-    ServerMessageType.Error,
-    {
-      readonly code: ErrorCode;
-      readonly message: string;
-      /** The topics the error concerns, when it concerns topics. */
-      readonly topics?: readonly string[];
-    }
-  > {}
+export interface ErrorMessage extends ServerEnvelope<
+  ServerMessageType.Error,
+  {
+    readonly code: ErrorCode;
+    readonly message: string;
+    /** The topics the error concerns, when it concerns topics. */
+    readonly topics?: readonly string[];
+  }
+> {}
 
 /** Every frame the server sends. */
 export type ServerMessage =
@@ -273,7 +278,8 @@ export interface RefreshRequest {
 }
 
 /** Every frame a client may send. */
-export type ClientMessage = SubscribeRequest | UnsubscribeRequest | PingRequest | ResumeRequest | RefreshRequest;
+export type ClientMessage =
+  SubscribeRequest | UnsubscribeRequest | PingRequest | ResumeRequest | RefreshRequest;
 
 /** The error a frame failed validation with: what the server puts in its `ERROR` frame. */
 export interface ProtocolError {
@@ -282,7 +288,9 @@ export interface ProtocolError {
 }
 
 /** Result of {@link parseClientMessage}. */
-export type ParseResult = { readonly ok: true; readonly message: ClientMessage } | { readonly ok: false; readonly error: ProtocolError };
+export type ParseResult =
+  | { readonly ok: true; readonly message: ClientMessage }
+  | { readonly ok: false; readonly error: ProtocolError };
 
 /** Longest `ping` id (as a string) the server echoes. */
 export const MAX_PING_ID_LENGTH = 128;
@@ -346,8 +354,13 @@ export function validateClientMessage(value: unknown): ParseResult {
       const { id } = value;
       if (id === undefined) return { ok: true, message: { type } };
       const valid =
-        (typeof id === 'string' && id.length <= MAX_PING_ID_LENGTH) || (typeof id === 'number' && Number.isFinite(id));
-      if (!valid) return fail(ErrorCode.BadMessage, `ping: "id" must be a string (<= ${MAX_PING_ID_LENGTH}) or a number`);
+        (typeof id === 'string' && id.length <= MAX_PING_ID_LENGTH) ||
+        (typeof id === 'number' && Number.isFinite(id));
+      if (!valid)
+        return fail(
+          ErrorCode.BadMessage,
+          `ping: "id" must be a string (<= ${MAX_PING_ID_LENGTH}) or a number`,
+        );
       return { ok: true, message: { type, id } };
     }
     case ClientMessageType.Resume: {
@@ -358,7 +371,10 @@ export function validateClientMessage(value: unknown): ParseResult {
       for (const [topic, raw] of Object.entries(value.topics)) {
         const position = parsePosition(raw);
         if (position === null) {
-          return fail(ErrorCode.BadMessage, `resume: "topics.${topic}" must be {epoch: string, seq: integer >= 0}`);
+          return fail(
+            ErrorCode.BadMessage,
+            `resume: "topics.${topic}" must be {epoch: string, seq: integer >= 0}`,
+          );
         }
         topics[topic] = position;
       }
@@ -386,7 +402,10 @@ export function parseResumeQuery(value: string): Record<string, StreamPosition> 
     const last = item.lastIndexOf(':');
     const middle = item.lastIndexOf(':', last - 1);
     if (middle <= 0 || last <= middle + 1) return null;
-    const position = parsePosition({ epoch: item.slice(middle + 1, last), seq: Number(item.slice(last + 1)) });
+    const position = parsePosition({
+      epoch: item.slice(middle + 1, last),
+      seq: Number(item.slice(last + 1)),
+    });
     if (position === null || item.slice(last + 1) === '') return null;
     out[item.slice(0, middle)] = position;
   }

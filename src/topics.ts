@@ -70,12 +70,7 @@ export interface Accident extends EntityBase {
 
 /** US EPA AQI categories. */
 export type AqiCategory =
-  | 'good'
-  | 'moderate'
-  | 'unhealthy-sensitive'
-  | 'unhealthy'
-  | 'very-unhealthy'
-  | 'hazardous';
+  'good' | 'moderate' | 'unhealthy-sensitive' | 'unhealthy' | 'very-unhealthy' | 'hazardous';
 
 /** `airQuality`: an air-quality monitoring station. */
 export interface AirQualityStation extends EntityBase {

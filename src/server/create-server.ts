@@ -71,9 +71,20 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     options.sources ??
     (options.source === 'none'
       ? []
-      : [createSimulator({ seed: options.simulatorSeed ?? 42, intervalMs: options.simulatorIntervalMs ?? 1000, now })]);
+      : [
+          createSimulator({
+            seed: options.simulatorSeed ?? 42,
+            intervalMs: options.simulatorIntervalMs ?? 1000,
+            now,
+          }),
+        ]);
   const aggregator = new DataAggregator({ topics, sources, now, logger });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: maxPayloadBytes, perMessageDeflate: false, clientTracking: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
   const service = new WebSocketService(wss, { ...options, topics, maxPayloadBytes, logger, now });
   service.setSnapshotProvider(() => aggregator.getSnapshot());
   aggregator.attach(service);

@@ -33,7 +33,12 @@ type Handler = (req: IncomingMessage, res: ServerResponse, ctx: HttpApiContext) 
 
 const MESSAGE_TYPES = new Set(['UPDATE', 'ALERT']);
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
@@ -61,14 +66,23 @@ function authorizeWrite(req: IncomingMessage, res: ServerResponse, ctx: HttpApiC
   const header = req.headers.authorization ?? '';
   const match = /^Bearer ([^\s]+)$/.exec(header);
   if (match === null || !safeEqualKey(match[1], ctx.publishKeys)) {
-    sendJson(res, 401, { error: { code: 'UNAUTHORIZED', message: 'a valid "Authorization: Bearer <key>" is required' } }, { 'www-authenticate': 'Bearer' });
+    sendJson(
+      res,
+      401,
+      { error: { code: 'UNAUTHORIZED', message: 'a valid "Authorization: Bearer <key>" is required' } },
+      { 'www-authenticate': 'Bearer' },
+    );
     return false;
   }
   return true;
 }
 
 /** Reads the JSON object body of a write request, or answers with 400/413 and returns null. */
-async function readObject(req: IncomingMessage, res: ServerResponse, ctx: HttpApiContext): Promise<Record<string, unknown> | null> {
+async function readObject(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: HttpApiContext,
+): Promise<Record<string, unknown> | null> {
   const body = await readJsonBody(req, ctx.maxBodyBytes);
   if (!body.ok) {
     sendError(res, body.error.status, body.error.code, body.error.message);
@@ -125,7 +139,8 @@ const ingest: Handler = async (req, res, ctx) => {
   if (!ctx.service.topics.includes(topic)) {
     return sendError(res, 400, 'UNKNOWN_TOPIC', `unknown topic "${topic.slice(0, 64)}"`, 'topic');
   }
-  if (!Array.isArray(entities)) return sendError(res, 400, 'BAD_FIELD', '"entities" must be an array', 'entities');
+  if (!Array.isArray(entities))
+    return sendError(res, 400, 'BAD_FIELD', '"entities" must be an array', 'entities');
   if (removes !== undefined && (!Array.isArray(removes) || removes.some((id) => typeof id !== 'string'))) {
     return sendError(res, 400, 'BAD_FIELD', '"removes" must be an array of ids', 'removes');
   }
@@ -171,14 +186,21 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
 };
 
 /** The server's request listener. */
-export function createRequestHandler(ctx: HttpApiContext): (req: IncomingMessage, res: ServerResponse) => void {
+export function createRequestHandler(
+  ctx: HttpApiContext,
+): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     const route = ROUTES[pathname];
     if (route !== undefined) {
       const handler = route[req.method ?? 'GET'] ?? (req.method === 'HEAD' ? route.GET : undefined);
       if (handler === undefined) {
-        sendJson(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} not allowed` } }, { allow: Object.keys(route).join(', ') });
+        sendJson(
+          res,
+          405,
+          { error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} not allowed` } },
+          { allow: Object.keys(route).join(', ') },
+        );
         return;
       }
       Promise.resolve(handler(req, res, ctx)).catch(() => {

@@ -9,7 +9,10 @@ import type { IncomingMessage } from 'node:http';
 export type BodyError = { readonly status: 400 | 413; readonly code: string; readonly message: string };
 
 /** Reads and parses a JSON body of at most `limit` bytes. */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<{ ok: true; value: unknown } | { ok: false; error: BodyError }> {
+export async function readJsonBody(
+  req: IncomingMessage,
+  limit: number,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: BodyError }> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
@@ -23,12 +26,18 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
       size += buffer.length;
       if (size > limit) {
         req.resume();
-        return { ok: false, error: { status: 413, code: 'BODY_TOO_LARGE', message: `body over ${limit} bytes` } };
+        return {
+          ok: false,
+          error: { status: 413, code: 'BODY_TOO_LARGE', message: `body over ${limit} bytes` },
+        };
       }
       chunks.push(buffer);
     }
   } catch {
-    return { ok: false, error: { status: 400, code: 'BAD_BODY', message: 'the request body could not be read' } };
+    return {
+      ok: false,
+      error: { status: 400, code: 'BAD_BODY', message: 'the request body could not be read' },
+    };
   }
   try {
     return { ok: true, value: JSON.parse(Buffer.concat(chunks, size).toString('utf8')) as unknown };

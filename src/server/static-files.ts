@@ -30,7 +30,12 @@ export function defaultWebRoot(): string {
 }
 
 /** Tries to serve `pathname` from `root`; returns false when there is no such file (the caller answers 404). */
-export function serveStatic(root: string, pathname: string, req: IncomingMessage, res: ServerResponse): boolean {
+export function serveStatic(
+  root: string,
+  pathname: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   let relative: string;
   try {
@@ -48,7 +53,9 @@ export function serveStatic(root: string, pathname: string, req: IncomingMessage
   } catch {
     if (pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><title>citypulse</title><p>The dashboard is not built. Run <code>npm run build</code>.</p>');
+      res.end(
+        '<!doctype html><title>citypulse</title><p>The dashboard is not built. Run <code>npm run build</code>.</p>',
+      );
       return true;
     }
     return false;

@@ -31,11 +31,16 @@ import { silentLogger, type Logger } from './logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
 import { TopicIndex } from './topic-index.js';
-import { TopicLog } from './topic-log.js';
+import type { Broker } from '../cluster/broker.js'; // [cluster] broker seam
+import { InMemoryBroker } from '../cluster/memory-broker.js'; // [cluster]
+import type { HistoryLookup } from './topic-log.js'; // [cluster]
 import { WsTransport } from './transport.js';
 
-/** Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise. */
-export type SnapshotProvider = () => unknown;
+/**
+ * Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise.
+ * [cluster] It is told which topics the caller needs (a provider may ignore it and return all of them).
+ */
+export type SnapshotProvider = (topics: readonly string[]) => unknown;
 
 /** Options of {@link WebSocketService}. Durations in milliseconds. */
 export interface WebSocketServiceOptions {
@@ -68,6 +73,11 @@ export interface WebSocketServiceOptions {
   now?: () => number;
   /** Fixed epoch for topic sequences (tests). Default: random per service. */
   epoch?: string;
+  /**
+   * [cluster] Where seqs, history and cross-node fan-out come from. Default: an `InMemoryBroker` (one process)
+   * built from `historySize`, `historyTtlMs`, `now` and `epoch`.
+   */
+  broker?: Broker;
 }
 
 /** Counters the service keeps (for `/api/stats` and metrics). */
@@ -106,7 +116,7 @@ export class WebSocketService {
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<ClientSession>();
   readonly #index = new TopicIndex<ClientSession>();
-  readonly #log: TopicLog;
+  readonly #broker: Broker; // [cluster]
   readonly #outbound: OutboundScheduler<ClientSession>;
   readonly #topics: ReadonlySet<string>;
   readonly #topicList: readonly string[];
@@ -125,7 +135,15 @@ export class WebSocketService {
   #closed: Promise<void> | null = null;
   /** Set while `close()` waits for the last client to go. */
   #onAllClosed: (() => void) | null = null;
-  #counters = { published: 0, framesOut: 0, framesIn: 0, errors: 0, heartbeatTerminations: 0, slowConsumerCloses: 0, connectionsTotal: 0 };
+  #counters = {
+    published: 0,
+    framesOut: 0,
+    framesIn: 0,
+    errors: 0,
+    heartbeatTerminations: 0,
+    slowConsumerCloses: 0,
+    connectionsTotal: 0,
+  };
 
   /**
    * Attaches to `wss`: every connection it accepts from now on is served by this service.
@@ -142,12 +160,21 @@ export class WebSocketService {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
-    this.#log = new TopicLog({
-      historySize: options.historySize,
-      historyTtlMs: options.historyTtlMs,
-      now: this.#now,
-      epoch: options.epoch,
+    // [cluster] begin: the broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
+    this.#broker =
+      options.broker ??
+      new InMemoryBroker({
+        historySize: options.historySize,
+        historyTtlMs: options.historyTtlMs,
+        now: this.#now,
+        epoch: options.epoch,
+      });
+    this.#broker.attach({
+      deliver: (topic, seq, json) => this.#fanOut(topic, seq, json),
+      subscribers: (topic) => this.#index.count(topic),
+      resync: (topic) => this.#resync(topic),
     });
+    // [cluster] end
     this.#outbound = new OutboundScheduler<ClientSession>({
       highWaterBytes: options.highWaterBytes,
       maxQueuedBytes: options.maxQueuedBytes,
@@ -166,7 +193,7 @@ export class WebSocketService {
    * message it reflects; otherwise the topic's position when the provider was called is used. Return the same
    * object while nothing changed: its encoding is cached by identity.
    */
-  setSnapshotProvider(provider: () => unknown): void {
+  setSnapshotProvider(provider: SnapshotProvider): void {
     this.#snapshotProvider = provider;
   }
 
@@ -175,7 +202,12 @@ export class WebSocketService {
     if (this.#state !== 'running') return;
     this.#counters.published++;
     const frame = encodeTextFrame(
-      JSON.stringify({ type: message.type, topic: message.topic, data: message.data, timestamp: message.timestamp }),
+      JSON.stringify({
+        type: message.type,
+        topic: message.topic,
+        data: message.data,
+        timestamp: message.timestamp,
+      }),
     );
     for (const session of this.#sessions) {
       if (session.state === 'handshaking') (session.heldBroadcasts ??= []).push(frame);
@@ -200,51 +232,76 @@ export class WebSocketService {
 
   /**
    * Publishes on `topic` and returns the position the message took. UPDATE and ALERT take the topic's next `seq`
-   * and enter its history; SNAPSHOT is stamped with the current `seq`; PONG carries none.
+   * and enter its history (through the broker: synchronously with the default in-memory broker, as a Promise with
+   * a cluster broker, which may reject while the cluster store is unreachable); SNAPSHOT is stamped with the
+   * current `seq`; PONG carries none.
    * @throws Error with `code: 'ERR_UNKNOWN_TOPIC'` when `topic` is not in the registry.
    */
-  publish(topic: string, message: WebSocketMessage): StreamPosition {
+  publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition> {
     if (!this.#topics.has(topic)) {
       throw Object.assign(new Error(`unknown topic "${topic}"`), { code: 'ERR_UNKNOWN_TOPIC' });
     }
-    if (this.#state !== 'running') return this.#log.position(topic);
+    if (this.#state !== 'running') return this.#broker.position(topic);
     this.#counters.published++;
-    const epoch = this.#log.epoch;
-    let seq: number;
-    let json: string;
     switch (message.type) {
       case 'UPDATE':
-      case 'ALERT':
-        seq = this.#log.next(topic);
-        json = JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp, seq, epoch });
-        this.#log.record(topic, seq, json);
-        break;
+      case 'ALERT': {
+        // [cluster] begin
+        const position = this.#broker.publish(topic, message);
+        if (isPromiseLike(position)) {
+          // Handled here (logged) so a caller that ignores the Promise never causes an unhandled rejection.
+          position.catch((error: unknown) => this.#logger.warn({ err: error, topic }, 'publish failed'));
+        }
+        return position;
+        // [cluster] end
+      }
       case 'SNAPSHOT':
-        seq = this.#log.position(topic).seq;
-        json = JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp, seq, epoch });
-        break;
-      case 'PONG':
-        seq = this.#log.position(topic).seq;
-        json = JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
-        break;
+      case 'PONG': {
+        const { epoch, seq } = this.#broker.position(topic);
+        const json =
+          message.type === 'SNAPSHOT'
+            ? JSON.stringify({
+                type: message.type,
+                topic,
+                data: message.data,
+                timestamp: message.timestamp,
+                seq,
+                epoch,
+              })
+            : JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
+        this.#fanOut(topic, seq, json);
+        return { epoch, seq };
+      }
       default:
         return assertNever(message.type);
     }
+  }
+
+  /** [cluster] Local fan-out of one encoded frame (the broker's `deliver`): encode once, hold or queue per member. */
+  #fanOut(topic: string, seq: number, json: string): void {
     const members = this.#index.membersOf(topic);
-    if (members !== undefined) {
-      const frame = encodeTextFrame(json);
-      for (const session of members) {
-        const held = session.held?.get(topic);
-        if (held !== undefined) held.push({ seq, frame });
-        else this.#send(session, frame);
-      }
+    if (members === undefined) return;
+    const frame = encodeTextFrame(json);
+    for (const session of members) {
+      const held = session.held?.get(topic);
+      if (held !== undefined) held.push({ seq, frame });
+      else this.#send(session, frame);
     }
-    return { epoch, seq };
+  }
+
+  /** [cluster] The topic's stream restarted or lost frames: a fresh snapshot (`recovered: false`) to its subscribers. */
+  #resync(topic: string): void {
+    const members = this.#index.membersOf(topic);
+    if (members === undefined) return;
+    for (const session of [...members]) {
+      if (session.state === 'open' && !session.held?.has(topic))
+        this.#sendTopicSnapshots(session, [topic], true);
+    }
   }
 
   /** The topic's current position (its last `seq` and the epoch). */
   position(topic: string): StreamPosition {
-    return this.#log.position(topic);
+    return this.#broker.position(topic);
   }
 
   /** The topic registry. */
@@ -252,9 +309,14 @@ export class WebSocketService {
     return this.#topicList;
   }
 
-  /** The epoch of this service's topic sequences. */
+  /** The epoch of this service's topic sequences (of the first topic; with a cluster broker each topic has its own). */
   get epoch(): string {
-    return this.#log.epoch;
+    return this.#broker.position(this.#topicList[0] ?? '').epoch;
+  }
+
+  /** [cluster] The broker this service publishes through. */
+  get broker(): Broker {
+    return this.#broker;
   }
 
   /** Counters since start. */
@@ -333,7 +395,6 @@ export class WebSocketService {
     this.#state = 'closed';
   }
 
-
   // -------------------------------------------------------------------------------------------------------------
   // Connections
   // -------------------------------------------------------------------------------------------------------------
@@ -370,7 +431,10 @@ export class WebSocketService {
     const subscribed = problem === null ? wanted : [];
     for (const topic of subscribed) this.#index.add(session, topic);
 
-    this.#logger.info({ clientId: session.id, ip: session.remoteAddress, topics: subscribed }, 'client connected');
+    this.#logger.info(
+      { clientId: session.id, ip: session.remoteAddress, topics: subscribed },
+      'client connected',
+    );
     this.#sendMessage(session, ServerMessageType.Connected, {
       clientId: session.id,
       protocol: PROTOCOL_VERSION,
@@ -382,14 +446,17 @@ export class WebSocketService {
     // The initial snapshot: the ?topics= ones, or every topic when the client named none.
     const resumed = problem === null ? Object.keys(resume ?? {}) : [];
     const snapshotTopics =
-      problem === null && wanted.length > 0 ? requested.filter((t) => !(resume ?? {})[t]) : [...this.#topicList];
+      problem === null && wanted.length > 0
+        ? requested.filter((t) => !(resume ?? {})[t])
+        : [...this.#topicList];
     for (const topic of subscribed) session.holdTopic(topic);
     this.#withSnapshot(
       (snapshot, callTimeSeqs) => {
         if (session.state === 'closed') return;
         this.#send(session, this.#fullSnapshotFrame(snapshot, snapshotTopics));
         for (const topic of snapshotTopics) {
-          if (session.held?.has(topic)) this.#releaseHeld(session, topic, seqOf(snapshot, topic, callTimeSeqs));
+          if (session.held?.has(topic))
+            this.#releaseHeld(session, topic, seqOf(snapshot, topic, callTimeSeqs));
         }
         this.#openSession(session, problem, resume ?? {}, resumed);
       },
@@ -397,8 +464,14 @@ export class WebSocketService {
         if (session.state === 'closed') return;
         this.#logger.warn({ err: error, clientId: session.id }, 'snapshot provider failed');
         this.#send(session, this.#frame(ServerMessageType.Snapshot, {}));
-        this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', snapshotTopics);
-        for (const topic of snapshotTopics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
+        this.#sendError(
+          session,
+          ErrorCode.SnapshotUnavailable,
+          'the snapshot could not be produced',
+          snapshotTopics,
+        );
+        for (const topic of snapshotTopics)
+          if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
         this.#openSession(session, problem, resume ?? {}, resumed);
       },
     );
@@ -430,7 +503,12 @@ export class WebSocketService {
     this.#outbound.discard(session);
     this.#sessions.delete(session);
     this.#logger.info(
-      { clientId: session.id, ip: session.remoteAddress, reason, durationMs: this.#now() - session.connectedAt },
+      {
+        clientId: session.id,
+        ip: session.remoteAddress,
+        reason,
+        durationMs: this.#now() - session.connectedAt,
+      },
       'client disconnected',
     );
     if (this.#sessions.size === 0) this.#onAllClosed?.();
@@ -476,7 +554,11 @@ export class WebSocketService {
         this.#unsubscribe(session, message.topics);
         return;
       case ClientMessageType.Ping:
-        this.#sendMessage(session, ServerMessageType.Pong, message.id === undefined ? {} : { id: message.id });
+        this.#sendMessage(
+          session,
+          ServerMessageType.Pong,
+          message.id === undefined ? {} : { id: message.id },
+        );
         return;
       case ClientMessageType.Resume: {
         const topics = Object.keys(message.topics);
@@ -522,7 +604,10 @@ export class WebSocketService {
     if (unknown.length > 0) {
       return {
         code: ErrorCode.UnknownTopic,
-        message: `unknown topic(s): ${unknown.map((t) => t.slice(0, 64)).join(', ').slice(0, 512)}`,
+        message: `unknown topic(s): ${unknown
+          .map((t) => t.slice(0, 64))
+          .join(', ')
+          .slice(0, 512)}`,
         topics: unknown.slice(0, 16),
       };
     }
@@ -554,7 +639,12 @@ export class WebSocketService {
     const topics = [...new Set(requested)];
     const unknown = topics.filter((t) => !this.#topics.has(t));
     if (unknown.length > 0) {
-      this.#sendError(session, ErrorCode.UnknownTopic, `unknown topic(s): ${unknown.join(', ').slice(0, 512)}`, unknown.slice(0, 16));
+      this.#sendError(
+        session,
+        ErrorCode.UnknownTopic,
+        `unknown topic(s): ${unknown.join(', ').slice(0, 512)}`,
+        unknown.slice(0, 16),
+      );
       return;
     }
     for (const topic of topics) {
@@ -569,12 +659,29 @@ export class WebSocketService {
    * covers them, otherwise sends a fresh per-topic SNAPSHOT (marked `recovered: false`). Runs synchronously against
    * the log, so no live frame can slip between the replay and the live stream.
    */
-  #resumeTopics(session: ClientSession, topics: readonly string[], positions: Record<string, StreamPosition>): void {
+  #resumeTopics(
+    session: ClientSession,
+    topics: readonly string[],
+    positions: Record<string, StreamPosition>,
+  ): void {
     const fallback: string[] = [];
     for (const topic of topics) {
       if (session.held?.has(topic)) session.releaseTopic(topic);
       const position = positions[topic];
-      const lookup = position === undefined ? null : this.#log.since(topic, position);
+      const lookup = position === undefined ? null : this.#broker.since(topic, position);
+      // [cluster] begin: a cluster broker answers later; live frames are held meanwhile, then deduplicated by seq.
+      if (isPromiseLike(lookup)) {
+        session.holdTopic(topic);
+        lookup.then(
+          (result) => this.#finishResume(session, topic, (position as StreamPosition).seq, result),
+          (error: unknown) => {
+            this.#logger.warn({ err: error, clientId: session.id, topic }, 'history lookup failed');
+            this.#finishResume(session, topic, 0, { covered: false, reason: 'expired' });
+          },
+        );
+        continue;
+      }
+      // [cluster] end
       if (lookup === null || !lookup.covered) {
         fallback.push(topic);
         continue;
@@ -586,6 +693,21 @@ export class WebSocketService {
     if (fallback.length > 0) this.#sendTopicSnapshots(session, fallback, true);
   }
 
+  /** [cluster] Completes an asynchronous resume of one held topic: the replay then the held frames after it. */
+  #finishResume(session: ClientSession, topic: string, fromSeq: number, lookup: HistoryLookup): void {
+    if (session.state === 'closed' || !this.#index.has(session, topic) || !session.held?.has(topic)) return;
+    if (!lookup.covered) {
+      this.#sendTopicSnapshots(session, [topic], true);
+      return;
+    }
+    let last = fromSeq;
+    for (const entry of lookup.entries) {
+      this.#send(session, encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`));
+      last = entry.seq;
+    }
+    this.#releaseHeld(session, topic, last);
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Snapshots
   // -------------------------------------------------------------------------------------------------------------
@@ -594,12 +716,16 @@ export class WebSocketService {
    * Calls the provider and hands its result (and the topics' positions at call time) to `done`, synchronously when
    * the provider is synchronous. Provider failures, thrown or rejected, go to `failed`.
    */
-  #withSnapshot(done: (snapshot: unknown, callTimeSeqs: Map<string, number>) => void, failed: (error: unknown) => void): void {
+  #withSnapshot(
+    done: (snapshot: unknown, callTimeSeqs: Map<string, number>) => void,
+    failed: (error: unknown) => void,
+    topics: readonly string[] = this.#topicList,
+  ): void {
     const callTimeSeqs = new Map<string, number>();
-    for (const topic of this.#topicList) callTimeSeqs.set(topic, this.#log.position(topic).seq);
+    for (const topic of this.#topicList) callTimeSeqs.set(topic, this.#broker.position(topic).seq);
     let result: unknown;
     try {
-      result = this.#snapshotProvider === null ? null : this.#snapshotProvider();
+      result = this.#snapshotProvider === null ? null : this.#snapshotProvider(topics);
     } catch (error) {
       failed(error);
       return;
@@ -620,7 +746,8 @@ export class WebSocketService {
     this.#withSnapshot(
       (snapshot, callTimeSeqs) => {
         for (const topic of topics) {
-          if (session.state === 'closed' || !this.#index.has(session, topic) || !session.held?.has(topic)) continue;
+          if (session.state === 'closed' || !this.#index.has(session, topic) || !session.held?.has(topic))
+            continue;
           const seq = seqOf(snapshot, topic, callTimeSeqs);
           this.#send(session, this.#topicSnapshotFrame(snapshot, topic, seq, recoveryFallback));
           this.#releaseHeld(session, topic, seq);
@@ -632,6 +759,7 @@ export class WebSocketService {
         this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', topics);
         for (const topic of topics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
       },
+      topics, // [cluster]
     );
   }
 
@@ -646,7 +774,11 @@ export class WebSocketService {
     return this.#cachedSnapshotFrame(snapshot, key, () => {
       const data: Record<string, unknown> = {};
       for (const topic of topics) data[topic] = topicStateOf(snapshot, topic);
-      return JSON.stringify({ type: ServerMessageType.Snapshot, data, timestamp: new Date(this.#now()).toISOString() });
+      return JSON.stringify({
+        type: ServerMessageType.Snapshot,
+        data,
+        timestamp: new Date(this.#now()).toISOString(),
+      });
     });
   }
 
@@ -659,7 +791,7 @@ export class WebSocketService {
         data: state,
         timestamp: new Date(this.#now()).toISOString(),
         seq,
-        epoch: this.#log.epoch,
+        epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // [cluster] per-topic epoch
         ...(recoveryFallback ? { recovered: false } : {}),
       });
     // Only cache when the state itself says which seq it reflects; otherwise the seq depends on the call.
@@ -701,7 +833,11 @@ export class WebSocketService {
 
   #sendError(session: ClientSession, code: ErrorCode, message: string, topics?: readonly string[]): void {
     this.#counters.errors++;
-    this.#sendMessage(session, ServerMessageType.Error, topics === undefined ? { code, message } : { code, message, topics });
+    this.#sendMessage(
+      session,
+      ServerMessageType.Error,
+      topics === undefined ? { code, message } : { code, message, topics },
+    );
   }
 }
 
@@ -711,12 +847,21 @@ function splitTopics(value: string | null): string[] {
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 function topicStateOf(snapshot: unknown, topic: string): unknown {
   if (typeof snapshot !== 'object' || snapshot === null) return null;
   return (snapshot as Record<string, unknown>)[topic] ?? null;
+}
+
+/** [cluster] The epoch a topic state says it belongs to, if any. */
+function epochOf(state: unknown): string | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const epoch = (state as { epoch?: unknown }).epoch;
+  return typeof epoch === 'string' ? epoch : undefined;
 }
 
 function ownSeq(state: unknown): number | null {

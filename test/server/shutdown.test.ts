@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { CloseCode } from '../../src/protocol.js';
+import { TestClient, connect } from '../helpers/test-client.js';
+import { startServer } from '../helpers/servers.js';
+
+const CLI = ['--import', 'tsx', 'src/cli.ts'];
+
+test('close() tells every client 1001 and is idempotent', async (t) => {
+  const server = await startServer(t, { source: 'simulator', simulatorIntervalMs: 20 });
+  const clients = await Promise.all([connect(server.wsUrl), connect(server.wsUrl, 'topics=weather')]);
+  const first = server.close();
+  assert.equal(server.close(), first);
+  await first;
+  for (const { client } of clients) assert.equal((await client.waitForClose()).code, CloseCode.GoingAway);
+  assert.equal(server.service.getClientCount(), 0);
+  await assert.rejects(fetch(`${server.url}/healthz`));
+});
+
+test('citypulse serve: starts, serves, and on SIGTERM closes clients with 1001 and exits 0', async (t) => {
+  const child = spawn(
+    process.execPath,
+    [
+      ...CLI,
+      'serve',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--log-level',
+      'silent',
+      '--simulator-interval',
+      '50',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  t.after(() => child.kill('SIGKILL'));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 20_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /serving on (http:\/\/[^\s]+)/.exec(out);
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+  });
+  const client = new TestClient(`${url.replace('http', 'ws')}/ws?topics=weather`);
+  await client.opened;
+  assert.equal((await client.next()).type, 'CONNECTED');
+  assert.equal((await client.next()).type, 'SNAPSHOT');
+  assert.equal(
+    (await client.next((m) => m.type === 'UPDATE', 5000)).type,
+    'UPDATE',
+    'the simulator publishes',
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal((await client.waitForClose()).code, CloseCode.GoingAway);
+  assert.equal(await exited, 0);
+});
+
+test('citypulse: bad flags exit 2 with a clear message; --help exits 0', () => {
+  for (const args of [
+    ['serve', '--port', 'abc'],
+    ['serve', '--bogus'],
+    ['serve', '--source', 'moon'],
+    ['launch'],
+    ['serve', '--heartbeat-interval', '100', '--heartbeat-timeout', '50'],
+  ]) {
+    const result = spawnSync(process.execPath, [...CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(result.status, 2, args.join(' '));
+    assert.match(result.stderr, /^citypulse: .+\nRun "citypulse --help" for usage\.\n$/, args.join(' '));
+  }
+  const help = spawnSync(process.execPath, [...CLI, '--help'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--publish-key/);
+  assert.match(help.stdout, /CITYPULSE_PUBLISH_KEY/);
+});

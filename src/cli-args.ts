@@ -25,6 +25,34 @@ Options (environment variable in brackets):
   --max-payload <bytes>       largest client frame [CITYPULSE_MAX_PAYLOAD] (default 65536)
   --max-subscriptions <n>     topics per client [CITYPULSE_MAX_SUBSCRIPTIONS] (default: all topics)
   --log-level <level>         ${LOG_LEVELS.join('|')} [LOG_LEVEL] (default info)
+  --redis <url>               cluster mode: share seqs, history, state and source leases through this Redis,
+                              e.g. redis://127.0.0.1:6379 [CITYPULSE_REDIS_URL] (default: single node, no Redis)
+  --redis-prefix <prefix>     prefix of every Redis key [CITYPULSE_REDIS_PREFIX] (default citypulse:)
+  --node-id <id>              this node's id in the cluster [CITYPULSE_NODE_ID] (default: random)
+  --history-size <n>          per-topic history kept for resume [CITYPULSE_HISTORY_SIZE] (default 1000)
+  --lease-ttl <ms>            cluster mode: source lease lifetime; a dead holder is replaced within about this
+                              long [CITYPULSE_LEASE_TTL_MS] (default 5000)
+  --drain <ms>                on SIGTERM/SIGINT, spread the clients' 1001 closes over this window
+                              [CITYPULSE_DRAIN_MS] (default 2000)
+  --metrics <on|off>          Prometheus metrics at GET /metrics [CITYPULSE_METRICS] (default on)
+
+Security and limits:
+  --auth-secret <secret>      verify connection JWTs with this HS256 secret (>= 32 bytes) [CITYPULSE_AUTH_SECRET]
+  --auth-jwks <path|url>      verify RS256/ES256 JWTs against this JWKS file or http(s) URL [CITYPULSE_AUTH_JWKS]
+  --auth-audience <aud>       required "aud" [CITYPULSE_AUTH_AUDIENCE]
+  --auth-issuer <iss>         required "iss" [CITYPULSE_AUTH_ISSUER]
+  --auth-default-topics <p>   topic patterns for tokens without a "topics" claim, comma-separated
+                              [CITYPULSE_AUTH_DEFAULT_TOPICS] (default: none)
+  --allowed-origins <list>    comma-separated origins allowed to connect, "*.example.com" wildcards
+                              [CITYPULSE_ALLOWED_ORIGINS] (default: any)
+  --max-connections <n>       WebSocket connections in total, then 503 [CITYPULSE_MAX_CONNECTIONS] (default 10000)
+  --max-connections-per-ip <n> per client IP, then 429 [CITYPULSE_MAX_CONNECTIONS_PER_IP] (default 100)
+  --trust-proxy <hops>        proxies appending to X-Forwarded-For [CITYPULSE_TRUST_PROXY] (default 0)
+  --rate-limit <n>            client frames per second per connection, 0 = off [CITYPULSE_RATE_LIMIT] (default 20)
+  --rate-burst <n>            frames allowed in a burst [CITYPULSE_RATE_BURST] (default 40)
+  --handshake-timeout <ms>    bound on token verification at upgrade [CITYPULSE_HANDSHAKE_TIMEOUT_MS] (default 5000)
+  --max-body <bytes>          largest HTTP request body [CITYPULSE_MAX_BODY] (default 1048576)
+
   -h, --help                  this text
 
 Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a start-up failure, 2 on bad usage.
@@ -49,7 +77,7 @@ function optionalInteger(name: string, value: string | undefined, min = 1): numb
 export function parseServeArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-): { help: true } | { help: false; options: CityPulseServerOptions; logLevel: LogLevel } {
+): { help: true } | { help: false; options: CityPulseServerOptions; logLevel: LogLevel; metrics: boolean } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -68,6 +96,26 @@ export function parseServeArgs(
         'max-payload': { type: 'string' },
         'max-subscriptions': { type: 'string' },
         'log-level': { type: 'string' },
+        redis: { type: 'string' }, // [cluster]
+        'redis-prefix': { type: 'string' }, // [cluster]
+        'node-id': { type: 'string' }, // [cluster]
+        'history-size': { type: 'string' }, // [cluster]
+        'lease-ttl': { type: 'string' }, // [cluster]
+        drain: { type: 'string' },
+        metrics: { type: 'string' },
+        'auth-secret': { type: 'string' },
+        'auth-jwks': { type: 'string' },
+        'auth-audience': { type: 'string' },
+        'auth-issuer': { type: 'string' },
+        'auth-default-topics': { type: 'string' },
+        'allowed-origins': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'max-connections-per-ip': { type: 'string' },
+        'trust-proxy': { type: 'string' },
+        'rate-limit': { type: 'string' },
+        'rate-burst': { type: 'string' },
+        'handshake-timeout': { type: 'string' },
+        'max-body': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -135,6 +183,114 @@ export function parseServeArgs(
         '--max-subscriptions',
         values['max-subscriptions'] ?? env.CITYPULSE_MAX_SUBSCRIPTIONS,
       ),
+      ...clusterOptions(values, env), // [cluster]
+      ...securityOptions(values, env),
     },
+    metrics: parseSwitch('--metrics', values.metrics ?? env.CITYPULSE_METRICS, true),
   };
+}
+
+/** [cluster] `--redis`, `--redis-prefix`, `--node-id`, `--history-size` as server options. */
+function clusterOptions(
+  values: { redis?: string; 'redis-prefix'?: string; 'node-id'?: string; 'history-size'?: string; 'lease-ttl'?: string },
+  env: NodeJS.ProcessEnv,
+): Pick<CityPulseServerOptions, 'redisUrl' | 'redisKeyPrefix' | 'nodeId' | 'historySize' | 'leaseTtlMs'> {
+  const out: Pick<CityPulseServerOptions, 'redisUrl' | 'redisKeyPrefix' | 'nodeId' | 'historySize' | 'leaseTtlMs'> = {};
+  const redisUrl = values.redis ?? env.CITYPULSE_REDIS_URL;
+  if (redisUrl !== undefined && redisUrl !== '') {
+    if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`--redis must be a redis:// URL, got "${redisUrl}"`);
+    out.redisUrl = redisUrl;
+  }
+  const prefix = values['redis-prefix'] ?? env.CITYPULSE_REDIS_PREFIX;
+  if (prefix !== undefined && prefix !== '') out.redisKeyPrefix = prefix;
+  const nodeId = values['node-id'] ?? env.CITYPULSE_NODE_ID;
+  if (nodeId !== undefined && nodeId !== '') out.nodeId = nodeId;
+  const historySize = optionalInteger('--history-size', values['history-size'] ?? env.CITYPULSE_HISTORY_SIZE);
+  if (historySize !== undefined) out.historySize = historySize;
+  const leaseTtlMs = optionalInteger('--lease-ttl', values['lease-ttl'] ?? env.CITYPULSE_LEASE_TTL_MS, 100);
+  if (leaseTtlMs !== undefined) out.leaseTtlMs = leaseTtlMs;
+  return out;
+}
+
+function parseSwitch(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (value === 'on' || value === 'true' || value === '1') return true;
+  if (value === 'off' || value === 'false' || value === '0') return false;
+  throw new UsageError(`${name} must be on or off, got "${value}"`);
+}
+
+function list(value: string | undefined): string[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+type SecurityValues = Partial<
+  Record<
+    | 'drain'
+    | 'auth-secret'
+    | 'auth-jwks'
+    | 'auth-audience'
+    | 'auth-issuer'
+    | 'auth-default-topics'
+    | 'allowed-origins'
+    | 'max-connections'
+    | 'max-connections-per-ip'
+    | 'trust-proxy'
+    | 'rate-limit'
+    | 'rate-burst'
+    | 'handshake-timeout'
+    | 'max-body',
+    string
+  >
+>;
+
+/** Authentication, origins, limits and drain as server options. */
+function securityOptions(values: SecurityValues, env: NodeJS.ProcessEnv): CityPulseServerOptions {
+  const out: CityPulseServerOptions = {};
+  const secret = values['auth-secret'] ?? env.CITYPULSE_AUTH_SECRET;
+  const jwks = values['auth-jwks'] ?? env.CITYPULSE_AUTH_JWKS;
+  if ((secret !== undefined && secret !== '') || (jwks !== undefined && jwks !== '')) {
+    if (secret !== undefined && secret !== '' && Buffer.byteLength(secret) < 32) {
+      throw new UsageError('--auth-secret must be at least 32 bytes (e.g. openssl rand -hex 32)');
+    }
+    const audience = values['auth-audience'] ?? env.CITYPULSE_AUTH_AUDIENCE;
+    const issuer = values['auth-issuer'] ?? env.CITYPULSE_AUTH_ISSUER;
+    const defaultTopics = list(values['auth-default-topics'] ?? env.CITYPULSE_AUTH_DEFAULT_TOPICS);
+    out.auth = {
+      ...(secret !== undefined && secret !== '' ? { secret } : {}),
+      ...(jwks === undefined || jwks === ''
+        ? {}
+        : /^https?:\/\//.test(jwks)
+          ? { jwksUrl: jwks }
+          : { jwksFile: jwks }),
+      ...(audience === undefined || audience === '' ? {} : { audience }),
+      ...(issuer === undefined || issuer === '' ? {} : { issuer }),
+      ...(defaultTopics === undefined ? {} : { defaultTopics }),
+    };
+  }
+  const origins = list(values['allowed-origins'] ?? env.CITYPULSE_ALLOWED_ORIGINS);
+  if (origins !== undefined) out.allowedOrigins = origins;
+  const maxConnections = optionalInteger('--max-connections', values['max-connections'] ?? env.CITYPULSE_MAX_CONNECTIONS);
+  if (maxConnections !== undefined) out.maxConnections = maxConnections;
+  const perIp = optionalInteger(
+    '--max-connections-per-ip',
+    values['max-connections-per-ip'] ?? env.CITYPULSE_MAX_CONNECTIONS_PER_IP,
+  );
+  if (perIp !== undefined) out.maxConnectionsPerIp = perIp;
+  out.trustProxy = integer('--trust-proxy', values['trust-proxy'] ?? env.CITYPULSE_TRUST_PROXY, 0);
+  const rate = integer('--rate-limit', values['rate-limit'] ?? env.CITYPULSE_RATE_LIMIT, 20);
+  const burst = integer('--rate-burst', values['rate-burst'] ?? env.CITYPULSE_RATE_BURST, Math.max(1, rate * 2), 1);
+  out.rateLimit = rate === 0 ? false : { ratePerSec: rate, burst };
+  const handshake = optionalInteger(
+    '--handshake-timeout',
+    values['handshake-timeout'] ?? env.CITYPULSE_HANDSHAKE_TIMEOUT_MS,
+  );
+  if (handshake !== undefined) out.handshakeTimeoutMs = handshake;
+  out.drainMs = integer('--drain', values.drain ?? env.CITYPULSE_DRAIN_MS, 2000);
+  const maxBody = optionalInteger('--max-body', values['max-body'] ?? env.CITYPULSE_MAX_BODY, 128);
+  if (maxBody !== undefined) out.maxBodyBytes = maxBody;
+  return out;
 }

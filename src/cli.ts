@@ -7,6 +7,7 @@
 import { HELP, UsageError, parseServeArgs } from './cli-args.js';
 import { createLogger } from './server/logger.js';
 import { createServer } from './server/create-server.js';
+import { createMetrics } from './server/metrics.js';
 
 async function main(): Promise<void> {
   let parsed;
@@ -24,7 +25,8 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(parsed.logLevel);
-  const server = await createServer({ ...parsed.options, logger });
+  const metrics = parsed.metrics ? createMetrics({ processMetrics: true }) : false;
+  const server = await createServer({ ...parsed.options, logger, metrics });
   process.stdout.write(
     `citypulse serving on ${server.url}  (WebSocket ${server.wsUrl}, dashboard ${server.url}/)\n`,
   );

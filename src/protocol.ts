@@ -299,6 +299,11 @@ function fail(code: ErrorCode, message: string): ParseResult {
   return { ok: false, error: { code, message } };
 }
 
+/** Sets `record[key]` as an own property, so a key like `__proto__` is data, never the prototype. */
+function defineEntry<V>(record: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -373,10 +378,10 @@ export function validateClientMessage(value: unknown): ParseResult {
         if (position === null) {
           return fail(
             ErrorCode.BadMessage,
-            `resume: "topics.${topic}" must be {epoch: string, seq: integer >= 0}`,
+            `resume: "topics.${topic.slice(0, 64)}" must be {epoch: string, seq: integer >= 0}`,
           );
         }
-        topics[topic] = position;
+        defineEntry(topics, topic, position);
       }
       return { ok: true, message: { type, topics } };
     }
@@ -407,7 +412,7 @@ export function parseResumeQuery(value: string): Record<string, StreamPosition> 
       seq: Number(item.slice(last + 1)),
     });
     if (position === null || item.slice(last + 1) === '') return null;
-    out[item.slice(0, middle)] = position;
+    defineEntry(out, item.slice(0, middle), position);
   }
   return out;
 }

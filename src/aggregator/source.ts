@@ -53,6 +53,8 @@ export interface SourceContext {
   reportError(error: unknown): void;
   /** Report a successful fetch/receive that carried nothing new (e.g. an HTTP 304); `emit` counts as one too. */
   reportSuccess(): void;
+  /** Count one reading the source received but could not decode (e.g. a non-JSON MQTT payload); logged. */
+  reject(reason: string): void;
   /** Clock, injected so tests control time. Milliseconds since the epoch. */
   now(): number;
   logger: Logger;

@@ -7,6 +7,7 @@
 import type { RawData } from 'ws';
 import { Outbox } from './outbound.js';
 import type { Transport } from './transport.js';
+import type { ConnectionGuard } from './auth.js';
 
 /**
  * Lifecycle of a connection:
@@ -41,6 +42,13 @@ export class ClientSession extends Outbox {
   heldBroadcasts: Buffer[] | null = null;
   /** Client frames that arrived while handshaking. */
   inbox: InboxFrame[] | null = null;
+  /**
+   * Topics whose queued UPDATEs were dropped because the client fell behind: further UPDATEs for them are skipped
+   * until the socket drains, then a fresh per-topic SNAPSHOT replaces them all. ALERTs are never dropped.
+   */
+  stale: Set<string> | null = null;
+  /** The connection's principal, frame-rate verdicts and token expiry. */
+  guard: ConnectionGuard | null = null;
 
   constructor(
     readonly id: string,

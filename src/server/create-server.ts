@@ -17,9 +17,21 @@ import { createRequestHandler } from './http-api.js';
 import { silentLogger, type Logger } from './logger.js';
 import { defaultWebRoot } from './static-files.js';
 import { WebSocketService, type WebSocketServiceOptions } from './websocket-service.js';
+import {
+  createAuthenticator,
+  createUpgradeGate,
+  redactToken,
+  rejectUpgrade,
+  selectSubprotocol,
+  type AuthenticatorOptions,
+} from './auth.js';
+import { ConnectionLimiter } from './limits.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js'; // [cluster]
 
 /** Options of {@link createServer}. Durations in milliseconds. */
-export interface CityPulseServerOptions extends Omit<WebSocketServiceOptions, 'logger' | 'now'> {
+export interface CityPulseServerOptions
+  extends Omit<WebSocketServiceOptions, 'logger' | 'now' | 'authenticator' | 'metrics'> {
   /** TCP port; 0 picks a free one. Default 8080. */
   port?: number;
   /** Interface to bind. Default `127.0.0.1`... set `0.0.0.0` to expose. */
@@ -41,6 +53,34 @@ export interface CityPulseServerOptions extends Omit<WebSocketServiceOptions, 'l
   logger?: Logger;
   /** Clock (ms since the epoch). Default `Date.now`. */
   now?: () => number;
+  /** JWT authentication of WebSocket connections (HS256 secret and/or JWKS). Default: off (anonymous, all topics). */
+  auth?: AuthenticatorOptions;
+  /** Origins allowed to open WebSockets (`https://ops.example.com`, `*.example.com`). Default: any. */
+  allowedOrigins?: readonly string[];
+  /** Most WebSocket connections in total; more are answered 503 at upgrade. Default 10000. */
+  maxConnections?: number;
+  /** Most WebSocket connections per client IP; more are answered 429 at upgrade. Default 100. */
+  maxConnectionsPerIp?: number;
+  /** Proxies in front that append to `X-Forwarded-For` (for per-IP limits and logs). Default 0. */
+  trustProxy?: number;
+  /** Bound on the asynchronous part of a handshake (token verification), ms. Default 5000. */
+  handshakeTimeoutMs?: number;
+  /** Prometheus metrics served at `/metrics`; pass your own to share a registry, or `false` for none. Default: new. */
+  metrics?: Metrics | false;
+  /** `close()` spreads the clients' 1001 closes over this many ms so they do not all reconnect at once. Default 0. */
+  drainMs?: number;
+  // [cluster] begin
+  /** Cluster mode: `redis://host:port[/db]`. Nodes sharing a Redis and a key prefix act as one service. */
+  redisUrl?: string;
+  /** Prefix of every Redis key and channel. Default `citypulse:`. */
+  redisKeyPrefix?: string;
+  /** This node's id in the cluster. Default: a random UUID. */
+  nodeId?: string;
+  /** Cluster mode: a source lease's lifetime (a dead holder is replaced within about this long). Default 5000. */
+  leaseTtlMs?: number;
+  /** Cluster mode: how often node stats are written to Redis. Default 2000. */
+  clusterStatsIntervalMs?: number;
+  // [cluster] end
 }
 
 /** A running citypulse server. */
@@ -67,50 +107,122 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
   const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
   const host = options.host ?? '127.0.0.1';
 
-  const sources =
-    options.sources ??
+  // [cluster] begin: sources are made by factories, so a leased source can be restarted on another lease.
+  const cluster: ClusterMode | null =
+    options.redisUrl === undefined
+      ? null
+      : await startClusterMode({
+          redisUrl: options.redisUrl,
+          keyPrefix: options.redisKeyPrefix,
+          nodeId: options.nodeId,
+          historySize: options.historySize,
+          historyTtlMs: options.historyTtlMs,
+          leaseTtlMs: options.leaseTtlMs,
+          statsIntervalMs: options.clusterStatsIntervalMs,
+          logger,
+          now,
+        });
+  const sourceFactories: (() => Source)[] =
+    options.sources?.map((source) => () => source) ??
     (options.source === 'none'
       ? []
       : [
-          createSimulator({
-            seed: options.simulatorSeed ?? 42,
-            intervalMs: options.simulatorIntervalMs ?? 1000,
-            now,
-          }),
+          () =>
+            createSimulator({
+              seed: options.simulatorSeed ?? 42,
+              intervalMs: options.simulatorIntervalMs ?? 1000,
+              now,
+            }),
         ]);
+  const sources =
+    cluster === null ? sourceFactories.map((create) => create()) : cluster.leaseSources(sourceFactories);
+  // [cluster] end
   const aggregator = new DataAggregator({ topics, sources, now, logger });
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: maxPayloadBytes,
     perMessageDeflate: false,
     clientTracking: false,
+    // A client may offer `citypulse.bearer.<token>` beside `citypulse.v1`; only the latter is ever echoed.
+    handleProtocols: (protocols) => selectSubprotocol(protocols),
   });
-  const service = new WebSocketService(wss, { ...options, topics, maxPayloadBytes, logger, now });
+  const metrics = options.metrics === false ? undefined : (options.metrics ?? createMetrics());
+  const ownsMetrics = options.metrics === undefined;
+  const authenticator = options.auth === undefined ? undefined : createAuthenticator(options.auth);
+  const gate = createUpgradeGate({
+    authenticator,
+    allowedOrigins: options.allowedOrigins,
+    trustedProxies: options.trustProxy,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    connectionLimiter: new ConnectionLimiter({
+      maxTotal: options.maxConnections,
+      maxPerIp: options.maxConnectionsPerIp,
+    }),
+  });
+  const service = new WebSocketService(wss, {
+    ...options,
+    authenticator,
+    metrics,
+    topics,
+    maxPayloadBytes,
+    logger,
+    now,
+    ...(cluster === null ? {} : { broker: cluster.broker }), // [cluster]
+  });
   service.setSnapshotProvider(() => aggregator.getSnapshot());
   aggregator.attach(service);
+  cluster?.attach(service, aggregator); // [cluster] snapshots from Redis, stats, reconciliation
 
   let closing = false;
-  const http = createHttpServer(
-    createRequestHandler({
-      service,
-      aggregator,
-      publishKeys: options.publishKeys ?? [],
-      maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
-      webRoot: options.webRoot ?? defaultWebRoot(),
-      now,
-      startedAt: now(),
-      isClosing: () => closing,
-    }),
+  const handleRequest = createRequestHandler({
+    service,
+    aggregator,
+    publishKeys: options.publishKeys ?? [],
+    maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+    webRoot: options.webRoot ?? defaultWebRoot(),
+    now,
+    startedAt: now(),
+    isClosing: () => closing,
+    metrics,
+  });
+  metrics?.bindSubscriptions(() => service.topics.map((t) => [t, service.getTopicSubscribers(t)] as const));
+  metrics?.bindSources(() =>
+    aggregator.sourceStatus().map((s) => ({
+      name: s.name,
+      healthy: s.state === 'running',
+      lastSuccessAt: s.lastSuccessAt === null ? null : Date.parse(s.lastSuccessAt),
+    })),
   );
+  // [cluster] cluster mode answers /readyz, /api/stats?scope=cluster and /api/snapshot itself.
+  const http = createHttpServer((req, res) => {
+    if (cluster === null || !cluster.handleHttp(req, res, () => closing)) handleRequest(req, res);
+  });
   http.on('upgrade', (req, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (closing || pathname !== WS_PATH) {
-      const status = closing ? '503 Service Unavailable' : '404 Not Found';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      rejectUpgrade(socket, closing ? 503 : 404, closing ? 'server shutting down' : 'no WebSocket endpoint here');
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    void gate.admit(req).then((admission) => {
+      if (!admission.ok) {
+        metrics?.upgradeRejected(admission.stage, admission.reason);
+        logger.info(
+          { ip: admission.ip, status: admission.status, reason: admission.reason, url: redactToken(req.url ?? '') },
+          'upgrade refused',
+        );
+        rejectUpgrade(socket, admission.status, admission.reason);
+        return;
+      }
+      if (closing || socket.destroyed) {
+        admission.release();
+        socket.destroy();
+        return;
+      }
+      // The slot is given back when the TCP socket closes (ws may refuse the handshake itself and never call back).
+      socket.once('close', admission.release);
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, admission.principal));
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -130,10 +242,12 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     closing = true;
     const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
     await aggregator.stop();
-    await service.close();
+    await service.close({ drainMs: options.drainMs });
+    await cluster?.close(); // [cluster]
     wss.close();
     http.closeAllConnections();
     await httpClosed;
+    if (ownsMetrics) metrics?.close();
     logger.info({ port }, 'citypulse stopped');
   }
 

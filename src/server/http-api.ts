@@ -10,6 +10,7 @@ import { readJsonBody } from './http-body.js';
 import { safeEqualKey } from './auth.js';
 import { serveStatic } from './static-files.js';
 import type { WebSocketService } from './websocket-service.js';
+import { serveMetrics, type Metrics } from './metrics.js';
 
 /** What the request handler needs. */
 export interface HttpApiContext {
@@ -27,6 +28,8 @@ export interface HttpApiContext {
   readonly startedAt: number;
   /** Whether the server is shutting down (health turns 503). */
   readonly isClosing: () => boolean;
+  /** Served at `GET /metrics` when present. */
+  readonly metrics?: Metrics;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, ctx: HttpApiContext) => void | Promise<void>;
@@ -114,7 +117,17 @@ const publish: Handler = async (req, res, ctx) => {
   if (type === null) return sendError(res, 400, 'BAD_FIELD', '"type" must be "UPDATE" or "ALERT"', 'type');
   if (data === undefined) return sendError(res, 400, 'BAD_FIELD', '"data" is required', 'data');
   const timestamp = new Date(ctx.now()).toISOString();
-  const position = ctx.service.publish(topic, { type, topic, data, timestamp });
+  let position;
+  try {
+    position = await ctx.service.publish(topic, { type, topic, data, timestamp });
+  } catch {
+    return sendError(
+      res,
+      503,
+      'UNAVAILABLE',
+      'the message could not be sequenced (cluster store unreachable); retry',
+    );
+  }
   sendJson(res, 202, { topic, type, seq: position.seq, epoch: position.epoch, timestamp });
 };
 
@@ -175,11 +188,22 @@ const snapshot: Handler = (_req, res, ctx) => {
   sendJson(res, 200, ctx.aggregator.getSnapshot());
 };
 
+const alerts: Handler = (_req, res, ctx) => {
+  sendJson(res, 200, { alerts: ctx.aggregator.activeAlerts() });
+};
+
+const prometheus: Handler = async (_req, res, ctx) => {
+  if (ctx.metrics === undefined) return sendError(res, 404, 'NOT_FOUND', 'metrics are off');
+  await serveMetrics(ctx.metrics, res);
+};
+
 const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/healthz': { GET: health },
   '/readyz': { GET: ready },
   '/api/stats': { GET: stats },
   '/api/snapshot': { GET: snapshot },
+  '/api/alerts': { GET: alerts },
+  '/metrics': { GET: prometheus },
   '/api/publish': { POST: publish },
   '/api/broadcast': { POST: broadcast },
   '/api/ingest': { POST: ingest },

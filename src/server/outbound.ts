@@ -7,8 +7,8 @@
  */
 import type { Transport } from './transport.js';
 
-/** What happens to a client whose queue passes its bound: the scheduler reports it; the owner decides. */
-export type OverflowHandler<T extends Outbox> = (outbox: T) => void;
+/** Called with a client's outbox at a turning point of its backlog; the owner decides what to do. */
+export type OutboxHandler<T extends Outbox> = (outbox: T) => void;
 
 /** A client's pending frames. Owned by one {@link OutboundScheduler}; extended by the service's client session. */
 export class Outbox {
@@ -22,6 +22,8 @@ export class Outbox {
   waitingForDrain = false;
   /** Set once the client is gone; queued frames are dropped. */
   closed = false;
+  /** Queue size at which the backlog handler runs next. */
+  backlogCheckAt = 0;
 
   constructor(readonly transport: Transport) {}
 }
@@ -30,9 +32,19 @@ export class Outbox {
 export interface OutboundSchedulerOptions<T extends Outbox> {
   /** Above this many bytes in the transport's own buffer, stop writing and wait for 'drain'. Default 1 MiB. */
   highWaterBytes?: number;
+  /**
+   * While a client is behind (its transport above `highWaterBytes`), our queue for it passing this many bytes calls
+   * `onBacklog` (which may drop what can be rebuilt); it runs again only once the queue has doubled. Default 256 KiB.
+   */
+  backlogBytes?: number;
   /** Bound of a client's queue (ours plus the transport's). Passing it calls `onOverflow`. Default 8 MiB. */
   maxQueuedBytes?: number;
-  onOverflow: OverflowHandler<T>;
+  /** The client passed `maxQueuedBytes`. */
+  onOverflow: OutboxHandler<T>;
+  /** The client passed `backlogBytes` while behind. */
+  onBacklog?: OutboxHandler<T>;
+  /** The transport of a client that was behind has drained. */
+  onDrained?: OutboxHandler<T>;
 }
 
 /** Coalesces frames per client and writes them once per event-loop turn. */
@@ -41,7 +53,10 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
   #immediate: NodeJS.Immediate | null = null;
   readonly #highWater: number;
   readonly #maxQueued: number;
-  readonly #onOverflow: OverflowHandler<T>;
+  readonly #backlogBytes: number;
+  readonly #onOverflow: OutboxHandler<T>;
+  readonly #onBacklog: OutboxHandler<T> | undefined;
+  readonly #onDrained: OutboxHandler<T> | undefined;
   /** Frames handed to transports. */
   framesWritten = 0;
   /** Bytes handed to transports. */
@@ -52,7 +67,10 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
   constructor(options: OutboundSchedulerOptions<T>) {
     this.#highWater = options.highWaterBytes ?? 1024 * 1024;
     this.#maxQueued = options.maxQueuedBytes ?? 8 * 1024 * 1024;
+    this.#backlogBytes = options.backlogBytes ?? 256 * 1024;
     this.#onOverflow = options.onOverflow;
+    this.#onBacklog = options.onBacklog;
+    this.#onDrained = options.onDrained;
   }
 
   /** Queues `frame` for `outbox`; it leaves in this turn's flush. */
@@ -60,11 +78,24 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
     if (outbox.closed) return;
     outbox.frames.push(frame);
     outbox.bytes += frame.length;
+    if (outbox.waitingForDrain && outbox.bytes > Math.max(this.#backlogBytes, outbox.backlogCheckAt)) {
+      this.#onBacklog?.(outbox);
+      outbox.backlogCheckAt = outbox.bytes * 2;
+    }
     if (outbox.bytes + outbox.transport.bufferedBytes > this.#maxQueued) {
       this.#onOverflow(outbox);
       return;
     }
     this.#markDirty(outbox);
+  }
+
+  /** Keeps only the queued frames `keep` accepts (the backlog handler's tool). Returns how many were dropped. */
+  retain(outbox: T, keep: (frame: Buffer) => boolean): number {
+    const kept = outbox.frames.filter(keep);
+    const dropped = outbox.frames.length - kept.length;
+    outbox.frames = kept;
+    outbox.bytes = kept.reduce((n, frame) => n + frame.length, 0);
+    return dropped;
   }
 
   /** Writes everything queued for `outbox` now (before a close frame, say). */
@@ -114,6 +145,9 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
         outbox.waitingForDrain = true;
         transport.onceDrained(() => {
           outbox.waitingForDrain = false;
+          outbox.backlogCheckAt = 0;
+          if (outbox.closed) return;
+          this.#onDrained?.(outbox);
           if (outbox.frames.length > 0) this.#markDirty(outbox);
         });
       }

@@ -31,10 +31,14 @@ import { silentLogger, type Logger } from './logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
 import { TopicIndex } from './topic-index.js';
-import type { Broker } from '../cluster/broker.js'; // [cluster] broker seam
+import type { Broker, SequencedMessage } from '../cluster/broker.js'; // [cluster] broker seam
 import { InMemoryBroker } from '../cluster/memory-broker.js'; // [cluster]
 import type { HistoryLookup } from './topic-log.js'; // [cluster]
 import { WsTransport } from './transport.js';
+import { allowedTopics } from './access.js';
+import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
+import { RateLimiter, type RateLimiterOptions } from './limits.js';
+import type { Metrics } from './metrics.js';
 
 /**
  * Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise.
@@ -63,10 +67,24 @@ export interface WebSocketServiceOptions {
   historyTtlMs?: number;
   /** Stop writing to a socket whose own buffer holds more than this, until it drains. Default 1 MiB. */
   highWaterBytes?: number;
-  /** A client with more than this queued is closed with 4503 (slow consumer). Default 8 MiB. */
+  /**
+   * A client that is behind (socket above `highWaterBytes`) with more than this queued by us has its queued UPDATEs
+   * conflated: dropped, and replaced by one fresh per-topic SNAPSHOT once its socket drains. Default 256 KiB.
+   */
+  backlogBytes?: number;
+  /** A client with more than this queued (ours plus its socket's) is closed with 4503 (slow consumer). Default 8 MiB. */
   maxQueuedBytes?: number;
   /** How long `close()` waits for clients to finish the closing handshake before terminating them. Default 2000. */
   closeTimeoutMs?: number;
+  /**
+   * Verifies `refresh` tokens. Connections get their principal from the upgrade handler (the third argument of the
+   * `'connection'` event); without one they are anonymous (every topic).
+   */
+  authenticator?: Authenticator;
+  /** Per-connection frame-rate limit (token bucket); `false` turns it off. Default 20/s, bursts of 40. */
+  rateLimit?: RateLimiterOptions | false;
+  /** Prometheus metrics to keep up to date. Default: none. */
+  metrics?: Metrics;
   /** Structured logger (pino-compatible). Default: silent. */
   logger?: Logger;
   /** Clock, ms since the epoch. Default `Date.now`. */
@@ -98,6 +116,10 @@ export interface ServiceCounters {
   readonly heartbeatTerminations: number;
   /** Connections closed for falling too far behind. */
   readonly slowConsumerCloses: number;
+  /** Queued UPDATE frames dropped for clients that fell behind (replaced by fresh snapshots). */
+  readonly conflatedFrames: number;
+  /** Bytes queued by us for all clients right now (not yet handed to sockets). */
+  readonly queuedBytes: number;
   /** Connections accepted since start. */
   readonly connectionsTotal: number;
 }
@@ -127,8 +149,13 @@ export class WebSocketService {
   readonly #closeTimeoutMs: number;
   readonly #logger: Logger;
   readonly #now: () => number;
+  readonly #authenticator: Authenticator | undefined;
+  readonly #rateLimit: RateLimiterOptions | false;
+  readonly #metrics: Metrics | undefined;
   #heartbeatInterval: NodeJS.Timeout | null = null;
   #snapshotProvider: SnapshotProvider | null = null;
+  /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
+  readonly #conflatable = new WeakMap<Buffer, string>();
   /** Encoded snapshot frames by snapshot object identity, then by shape key. */
   #snapshotFrames = new WeakMap<object, Map<string, Buffer>>();
   #state: ServiceState = 'running';
@@ -142,6 +169,7 @@ export class WebSocketService {
     errors: 0,
     heartbeatTerminations: 0,
     slowConsumerCloses: 0,
+    conflatedFrames: 0,
     connectionsTotal: 0,
   };
 
@@ -160,6 +188,9 @@ export class WebSocketService {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#authenticator = options.authenticator;
+    this.#rateLimit = options.rateLimit ?? {};
+    this.#metrics = options.metrics;
     // [cluster] begin: the broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
     this.#broker =
       options.broker ??
@@ -173,12 +204,18 @@ export class WebSocketService {
       deliver: (topic, seq, json) => this.#fanOut(topic, seq, json),
       subscribers: (topic) => this.#index.count(topic),
       resync: (topic) => this.#resync(topic),
+      broadcast: (json) => {
+        if (this.#state === 'running') this.#broadcastLocal(json);
+      },
     });
     // [cluster] end
     this.#outbound = new OutboundScheduler<ClientSession>({
       highWaterBytes: options.highWaterBytes,
+      backlogBytes: options.backlogBytes,
       maxQueuedBytes: options.maxQueuedBytes,
       onOverflow: (session) => this.#onSlowConsumer(session),
+      onBacklog: (session) => this.#conflate(session),
+      onDrained: (session) => this.#refreshStaleTopics(session),
     });
     this.initialize();
   }
@@ -199,20 +236,26 @@ export class WebSocketService {
 
   /** Sends `message` to every connected client (no topic filter, no `seq`: not kept in history). */
   broadcast(message: WebSocketMessage): void {
-    if (this.#state !== 'running') return;
+    if (this.#state === 'closed') return;
     this.#counters.published++;
-    const frame = encodeTextFrame(
-      JSON.stringify({
-        type: message.type,
-        topic: message.topic,
-        data: message.data,
-        timestamp: message.timestamp,
-      }),
-    );
+    const json = JSON.stringify({
+      type: message.type,
+      topic: message.topic,
+      data: message.data,
+      timestamp: message.timestamp,
+    });
+    this.#broadcastLocal(json);
+    this.#broker.broadcast?.(json); // [cluster] the other nodes' clients
+  }
+
+  /** [cluster] Sends an encoded frame to every local client (a broadcast from here or from another node). */
+  #broadcastLocal(json: string): void {
+    const frame = encodeTextFrame(json);
     for (const session of this.#sessions) {
       if (session.state === 'handshaking') (session.heldBroadcasts ??= []).push(frame);
       else this.#send(session, frame);
     }
+    this.#metrics?.messagesOut(frameType(json), undefined, this.#sessions.size, frame.length);
   }
 
   /** Sends `message` to the subscribers of `topic`; UPDATE and ALERT take the topic's next `seq`. */
@@ -241,13 +284,13 @@ export class WebSocketService {
     if (!this.#topics.has(topic)) {
       throw Object.assign(new Error(`unknown topic "${topic}"`), { code: 'ERR_UNKNOWN_TOPIC' });
     }
-    if (this.#state !== 'running') return this.#broker.position(topic);
+    if (this.#state === 'closed') return this.#broker.position(topic);
     this.#counters.published++;
     switch (message.type) {
       case 'UPDATE':
       case 'ALERT': {
         // [cluster] begin
-        const position = this.#broker.publish(topic, message);
+        const position = this.#broker.publish(topic, message as SequencedMessage); // type narrowed by the case
         if (isPromiseLike(position)) {
           // Handled here (logged) so a caller that ignores the Promise never causes an unhandled rejection.
           position.catch((error: unknown) => this.#logger.warn({ err: error, topic }, 'publish failed'));
@@ -281,11 +324,24 @@ export class WebSocketService {
   #fanOut(topic: string, seq: number, json: string): void {
     const members = this.#index.membersOf(topic);
     if (members === undefined) return;
+    const metrics = this.#metrics;
+    const startedAt = metrics?.publishStarted() ?? 0;
     const frame = encodeTextFrame(json);
+    // UPDATEs may be conflated for a client that falls behind; ALERTs never are.
+    const conflatable = json.startsWith('{"type":"UPDATE"');
+    if (conflatable) this.#conflatable.set(frame, topic);
+    let sent = 0;
     for (const session of members) {
       const held = session.held?.get(topic);
       if (held !== undefined) held.push({ seq, frame });
-      else this.#send(session, frame);
+      else if (!(conflatable && session.stale?.has(topic) === true)) {
+        this.#send(session, frame);
+        sent++;
+      }
+    }
+    if (metrics !== undefined) {
+      metrics.messagesOut(frameType(json), topic, sent, frame.length);
+      metrics.publishFinished(topic, startedAt);
     }
   }
 
@@ -325,15 +381,17 @@ export class WebSocketService {
       ...this.#counters,
       bytesOut: this.#outbound.bytesWritten,
       writes: this.#outbound.writes,
+      queuedBytes: [...this.#sessions].reduce((n, session) => n + session.bytes, 0),
     };
   }
 
   /**
-   * Stops the heartbeat, stops accepting connections, closes every client with 1001 and waits (up to
-   * `closeTimeoutMs`) for them to go, terminating stragglers. Idempotent.
+   * Stops the heartbeat, stops accepting connections, closes every client with 1001 (`drainMs` spreads the closes
+   * evenly over that window so clients do not all reconnect elsewhere in the same millisecond) and waits, up to
+   * `closeTimeoutMs` after the last close, for them to go, terminating stragglers. Idempotent.
    */
-  close(): Promise<void> {
-    this.#closed ??= this.#shutdown();
+  close(options: { drainMs?: number } = {}): Promise<void> {
+    this.#closed ??= this.#shutdown(Math.max(0, options.drainMs ?? 0));
     return this.#closed;
   }
 
@@ -356,6 +414,7 @@ export class WebSocketService {
     for (const session of this.#sessions) {
       if (now - session.lastSeenAt >= this.#heartbeatTimeoutMs) {
         this.#counters.heartbeatTerminations++;
+        this.#metrics?.heartbeatTerminated();
         this.#logger.info({ clientId: session.id, silentMs: now - session.lastSeenAt }, 'heartbeat timeout');
         session.transport.terminate();
         this.#teardown(session, 'heartbeat timeout');
@@ -365,7 +424,7 @@ export class WebSocketService {
     }
   }
 
-  async #shutdown(): Promise<void> {
+  async #shutdown(drainMs: number): Promise<void> {
     this.#state = 'closing';
     this.#wss.off('connection', this.#onConnection);
     if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
@@ -375,9 +434,17 @@ export class WebSocketService {
       this.#onAllClosed = () => resolve('gone');
       if (this.#sessions.size === 0) resolve('gone');
     });
-    for (const session of sessions) {
-      this.#outbound.flushNow(session);
-      session.transport.close(CloseCode.GoingAway, 'server shutting down');
+    // Spread over `drainMs` in up to 50 slices; clients not yet told keep receiving meanwhile.
+    const slices = drainMs > 0 ? Math.min(sessions.length, 50) : 1;
+    for (let slice = 0; slice < slices; slice++) {
+      const from = Math.floor((slice * sessions.length) / slices);
+      const to = Math.floor(((slice + 1) * sessions.length) / slices);
+      for (const session of sessions.slice(from, to)) {
+        if (session.state === 'closed') continue;
+        this.#outbound.flushNow(session);
+        session.transport.close(CloseCode.GoingAway, 'server shutting down');
+      }
+      if (slice < slices - 1) await new Promise((resolve) => setTimeout(resolve, drainMs / slices));
     }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
@@ -399,7 +466,7 @@ export class WebSocketService {
   // Connections
   // -------------------------------------------------------------------------------------------------------------
 
-  readonly #onConnection = (ws: WebSocket, req: IncomingMessage): void => {
+  readonly #onConnection = (ws: WebSocket, req: IncomingMessage, principal: Principal = ANONYMOUS): void => {
     ws.on('error', (error) => this.#logger.debug({ err: error }, 'socket error'));
     if (this.#state !== 'running') {
       ws.close(CloseCode.GoingAway, 'server shutting down');
@@ -411,13 +478,28 @@ export class WebSocketService {
       req.socket.remoteAddress ?? 'unknown',
       this.#now(),
     );
+    session.guard = new ConnectionGuard({
+      principal,
+      authenticator: this.#authenticator,
+      now: this.#now,
+      rateLimiter: this.#rateLimit === false ? undefined : new RateLimiter({ ...this.#rateLimit, now: this.#now }),
+      onExpired: () => {
+        this.#metrics?.tokenExpired();
+        this.#logger.info({ clientId: session.id }, 'token expired');
+        this.#outbound.flushNow(session);
+        session.transport.close(CloseCode.TokenExpired, 'token expired: reconnect with a fresh token');
+      },
+    });
     this.#sessions.add(session);
     this.#counters.connectionsTotal++;
+    this.#metrics?.connectionOpened();
     ws.on('message', (data, isBinary) => this.#onFrame(session, data, isBinary));
     ws.on('pong', () => {
       session.lastSeenAt = this.#now();
     });
-    ws.on('close', (code, reason) => this.#teardown(session, `closed ${code} ${reason.toString()}`.trim()));
+    ws.on('close', (code, reason) =>
+      this.#teardown(session, `closed ${code} ${reason.toString()}`.trim(), code),
+    );
 
     const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
     const requested = splitTopics(query.get('topics'));
@@ -447,17 +529,17 @@ export class WebSocketService {
     const resumed = problem === null ? Object.keys(resume ?? {}) : [];
     const snapshotTopics =
       problem === null && wanted.length > 0
-        ? requested.filter((t) => !(resume ?? {})[t])
-        : [...this.#topicList];
+        ? requested.filter((t) => !Object.hasOwn(resume ?? {}, t))
+        : allowedTopics(principal.topics, this.#topicList);
     for (const topic of subscribed) session.holdTopic(topic);
     this.#withSnapshot(
       (snapshot, callTimeSeqs) => {
         if (session.state === 'closed') return;
-        this.#send(session, this.#fullSnapshotFrame(snapshot, snapshotTopics));
-        for (const topic of snapshotTopics) {
-          if (session.held?.has(topic))
-            this.#releaseHeld(session, topic, seqOf(snapshot, topic, callTimeSeqs));
-        }
+        const seqs = snapshotTopics.map((topic) => seqOf(snapshot, topic, callTimeSeqs));
+        this.#send(session, this.#fullSnapshotFrame(snapshot, snapshotTopics, seqs));
+        snapshotTopics.forEach((topic, i) => {
+          if (session.held?.has(topic)) this.#releaseHeld(session, topic, seqs[i] ?? 0);
+        });
         this.#openSession(session, problem, resume ?? {}, resumed);
       },
       (error) => {
@@ -474,6 +556,7 @@ export class WebSocketService {
           if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
         this.#openSession(session, problem, resume ?? {}, resumed);
       },
+      snapshotTopics, // [cluster] only what this snapshot shows
     );
   };
 
@@ -496,9 +579,11 @@ export class WebSocketService {
     if (inbox !== null) for (const frame of inbox) this.#handleFrame(session, frame.data, frame.isBinary);
   }
 
-  #teardown(session: ClientSession, reason: string): void {
+  #teardown(session: ClientSession, reason: string, code = 1006): void {
     if (session.state === 'closed') return;
     session.state = 'closed';
+    session.guard?.dispose();
+    this.#metrics?.connectionClosed(code);
     this.#index.removeMember(session);
     this.#outbound.discard(session);
     this.#sessions.delete(session);
@@ -514,8 +599,34 @@ export class WebSocketService {
     if (this.#sessions.size === 0) this.#onAllClosed?.();
   }
 
+  /** The client fell behind: drop its queued UPDATEs; their topics get a fresh snapshot once it drains. */
+  #conflate(session: ClientSession): void {
+    const stale = (session.stale ??= new Set());
+    const dropped = this.#outbound.retain(session, (frame) => {
+      const topic = this.#conflatable.get(frame);
+      if (topic === undefined) return true;
+      stale.add(topic);
+      this.#metrics?.dropped('conflated', topic);
+      return false;
+    });
+    if (stale.size === 0) session.stale = null;
+    this.#counters.conflatedFrames += dropped;
+    if (dropped > 0)
+      this.#logger.debug({ clientId: session.id, dropped, topics: [...stale] }, 'slow consumer conflated');
+  }
+
+  /** The client caught up: replace what was conflated with one fresh SNAPSHOT per topic (`recovered: false`). */
+  #refreshStaleTopics(session: ClientSession): void {
+    const stale = session.stale;
+    if (stale === null) return;
+    session.stale = null;
+    this.#metrics?.slowConsumer('snapshot');
+    this.#sendTopicSnapshots(session, [...stale], true);
+  }
+
   #onSlowConsumer(session: ClientSession): void {
     this.#counters.slowConsumerCloses++;
+    this.#metrics?.slowConsumer('close');
     this.#logger.warn({ clientId: session.id, queuedBytes: session.bytes }, 'slow consumer closed');
     this.#outbound.discard(session);
     session.transport.close(CloseCode.SlowConsumer, 'slow consumer: reconnect and resume');
@@ -531,6 +642,18 @@ export class WebSocketService {
     this.#counters.framesIn++;
     if (rawLength(data) > this.#maxPayloadBytes) {
       session.transport.close(CloseCode.MessageTooBig, 'frame too big');
+      return;
+    }
+    const verdict = session.guard?.admitFrame() ?? 'ok';
+    if (verdict !== 'ok') {
+      this.#metrics?.rateLimited(verdict === 'close');
+      this.#metrics?.messageIn('rate-limited');
+      if (verdict === 'close') {
+        this.#outbound.flushNow(session);
+        session.transport.close(CloseCode.RateLimited, 'rate limit exceeded');
+      } else {
+        this.#sendError(session, ErrorCode.RateLimited, 'too many frames; frame dropped');
+      }
       return;
     }
     if (session.state === 'handshaking') {
@@ -573,7 +696,7 @@ export class WebSocketService {
         return;
       }
       case ClientMessageType.Refresh:
-        this.#sendError(session, ErrorCode.BadToken, 'authentication is not enabled on this server');
+        this.#refresh(session, message.token);
         return;
       default:
         assertNever(message);
@@ -583,6 +706,7 @@ export class WebSocketService {
   #handleFrame(session: ClientSession, data: RawData, isBinary: boolean): void {
     if (session.state === 'closed') return;
     const result = parseClientMessage(isBinary ? data : rawToString(data));
+    this.#metrics?.messageIn(result.ok ? result.message.type : 'invalid');
     if (!result.ok) {
       this.#sendError(session, result.error.code, result.error.message);
       return;
@@ -593,6 +717,31 @@ export class WebSocketService {
       this.#logger.error({ err: error, clientId: session.id }, 'failed to handle a client message');
       this.#sendError(session, ErrorCode.Internal, 'the server failed to handle the message');
     }
+  }
+
+  /** Replaces the connection's token; topics the new token no longer allows are unsubscribed. */
+  #refresh(session: ClientSession, token: string): void {
+    const guard = session.guard;
+    if (guard === null) return;
+    guard.refresh(token, this.#index.topicsOf(session)).then(
+      (result) => {
+        if (session.state === 'closed') return;
+        if (!result.ok) {
+          if (result.reason === 'superseded') return;
+          if (result.reason !== 'auth-off') this.#metrics?.authFailure(result.reason);
+          this.#sendError(
+            session,
+            ErrorCode.BadToken,
+            result.reason === 'auth-off'
+              ? 'authentication is not enabled on this server'
+              : `token refused: ${result.reason}`,
+          );
+          return;
+        }
+        if (result.lost.length > 0) this.#unsubscribe(session, result.lost);
+      },
+      (error: unknown) => this.#logger.error({ err: error, clientId: session.id }, 'token refresh failed'),
+    );
   }
 
   /** Why `topics` cannot be added to `session`'s subscriptions, or null when they can. */
@@ -609,6 +758,14 @@ export class WebSocketService {
           .join(', ')
           .slice(0, 512)}`,
         topics: unknown.slice(0, 16),
+      };
+    }
+    const forbidden = session.guard?.forbidden(topics) ?? [];
+    if (forbidden.length > 0) {
+      return {
+        code: ErrorCode.Forbidden,
+        message: `not allowed by your token: ${forbidden.join(', ').slice(0, 512)}`,
+        topics: forbidden.slice(0, 16),
       };
     }
     const current = this.#index.topicsOf(session);
@@ -717,12 +874,12 @@ export class WebSocketService {
    * the provider is synchronous. Provider failures, thrown or rejected, go to `failed`.
    */
   #withSnapshot(
-    done: (snapshot: unknown, callTimeSeqs: Map<string, number>) => void,
+    done: (snapshot: unknown, callTimeSeqs: Map<string, StreamPosition>) => void,
     failed: (error: unknown) => void,
     topics: readonly string[] = this.#topicList,
   ): void {
-    const callTimeSeqs = new Map<string, number>();
-    for (const topic of this.#topicList) callTimeSeqs.set(topic, this.#broker.position(topic).seq);
+    const callTimeSeqs = new Map<string, StreamPosition>();
+    for (const topic of this.#topicList) callTimeSeqs.set(topic, this.#broker.position(topic));
     let result: unknown;
     try {
       result = this.#snapshotProvider === null ? null : this.#snapshotProvider(topics);
@@ -769,11 +926,16 @@ export class WebSocketService {
     for (const { seq, frame } of held) if (seq > afterSeq) this.#send(session, frame);
   }
 
-  #fullSnapshotFrame(snapshot: unknown, topics: readonly string[]): Buffer {
-    const key = `full:${topics.join(',')}`;
+  /** The connect-time SNAPSHOT; a topic state that has a `seq` carries the effective one (see `seqOf`). */
+  #fullSnapshotFrame(snapshot: unknown, topics: readonly string[], seqs: readonly number[]): Buffer {
+    const key = `full:${topics.join(',')}:${seqs.join(',')}`;
     return this.#cachedSnapshotFrame(snapshot, key, () => {
       const data: Record<string, unknown> = {};
-      for (const topic of topics) data[topic] = topicStateOf(snapshot, topic);
+      topics.forEach((topic, i) => {
+        const state = topicStateOf(snapshot, topic);
+        const seq = seqs[i] ?? 0;
+        data[topic] = ownSeq(state) === null || ownSeq(state) === seq ? state : { ...(state as object), seq };
+      });
       return JSON.stringify({
         type: ServerMessageType.Snapshot,
         data,
@@ -783,7 +945,8 @@ export class WebSocketService {
   }
 
   #topicSnapshotFrame(snapshot: unknown, topic: string, seq: number, recoveryFallback: boolean): Buffer {
-    const state = topicStateOf(snapshot, topic);
+    const own = topicStateOf(snapshot, topic);
+    const state = ownSeq(own) === null || ownSeq(own) === seq ? own : { ...(own as object), seq };
     const encode = (): string =>
       JSON.stringify({
         type: ServerMessageType.Snapshot,
@@ -794,9 +957,7 @@ export class WebSocketService {
         epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // [cluster] per-topic epoch
         ...(recoveryFallback ? { recovered: false } : {}),
       });
-    // Only cache when the state itself says which seq it reflects; otherwise the seq depends on the call.
-    if (ownSeq(state) === null) return encodeTextFrame(encode());
-    return this.#cachedSnapshotFrame(snapshot, `topic:${topic}:${recoveryFallback ? 'r' : ''}`, encode);
+    return this.#cachedSnapshotFrame(snapshot, `topic:${topic}:${seq}:${recoveryFallback ? 'r' : ''}`, encode);
   }
 
   #cachedSnapshotFrame(snapshot: unknown, key: string, encode: () => string): Buffer {
@@ -841,6 +1002,11 @@ export class WebSocketService {
   }
 }
 
+/** The `type` of an encoded server frame (it is always the first key). */
+function frameType(json: string): string {
+  return json.slice(9, json.indexOf('"', 9));
+}
+
 function splitTopics(value: string | null): string[] {
   if (value === null) return [];
   return value.split(',').filter((t) => t.length > 0);
@@ -870,9 +1036,19 @@ function ownSeq(state: unknown): number | null {
   return typeof seq === 'number' && Number.isSafeInteger(seq) ? seq : null;
 }
 
-/** The seq a topic's snapshot reflects: its own `seq` when it has one, else the topic's position at call time. */
-function seqOf(snapshot: unknown, topic: string, callTimeSeqs: Map<string, number>): number {
-  return ownSeq(topicStateOf(snapshot, topic)) ?? callTimeSeqs.get(topic) ?? 0;
+/**
+ * The seq a topic's snapshot stands for: the later of its own `seq` and the topic's position when the provider was
+ * called. Frames between the two changed no state (raw publishes, ALERTs) and were sent before the client asked,
+ * so the client starts after them and sees no gap. A state from another epoch keeps its own `seq`.
+ */
+function seqOf(snapshot: unknown, topic: string, callTimeSeqs: Map<string, StreamPosition>): number {
+  const state = topicStateOf(snapshot, topic);
+  const own = ownSeq(state);
+  const atCall = callTimeSeqs.get(topic);
+  if (atCall === undefined) return own ?? 0;
+  if (own === null) return atCall.seq;
+  const stateEpoch = epochOf(state);
+  return stateEpoch !== undefined && stateEpoch !== atCall.epoch ? own : Math.max(own, atCall.seq);
 }
 
 function rawLength(data: RawData): number {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CloseCode, ErrorCode, ServerMessageType, type ServerMessage } from '../../src/protocol.js';
-import { connect } from '../helpers/test-client.js';
+import { connect, eventually } from '../helpers/test-client.js';
 import { isoNow, startService } from '../helpers/servers.js';
 
 function errorCode(m: ServerMessage): string | undefined {
@@ -43,7 +43,7 @@ const CASES: { name: string; frame: string | Buffer; code: ErrorCode }[] = [
 ];
 
 test('each bad frame gets its ERROR code and the connection stays open', async (t) => {
-  const { service, url } = await startService(t);
+  const { service, url } = await startService(t, { rateLimit: false });
   const { client } = await connect(url);
   t.after(() => client.close());
   for (const { name, frame, code } of CASES) {
@@ -108,31 +108,42 @@ test('the service enforces maxPayloadBytes even when the WebSocketServer allows 
   assert.equal((await client.waitForClose()).code, CloseCode.MessageTooBig);
 });
 
-test('1000 garbage frames from one client leave another receiving normally', async (t) => {
-  const { service, url } = await startService(t);
-  const bad = await connect(url);
-  const good = await connect(url, 'topics=weather');
-  t.after(() => {
-    bad.client.close();
-    good.client.close();
+for (const limited of [false, true]) {
+  test(`1000 garbage frames from one client leave another receiving normally (rate limit ${limited ? 'on' : 'off'})`, async (t) => {
+    const { service, url } = await startService(t, { rateLimit: limited ? {} : false });
+    const bad = await connect(url);
+    const good = await connect(url, 'topics=weather');
+    t.after(() => {
+      bad.client.close();
+      good.client.close();
+    });
+    const garbage = [
+      '{',
+      'null',
+      '[]',
+      '{"type":1}',
+      '{"type":"x"}',
+      '\u0000\uffff',
+      '{"type":"subscribe","topics":{}}',
+    ];
+    for (let i = 0; i < 1000; i++) {
+      if (bad.client.ws.readyState !== bad.client.ws.OPEN) break;
+      bad.client.send(garbage[i % garbage.length] as string);
+    }
+    for (let i = 1; i <= 50; i++)
+      service.publish('weather', { type: 'UPDATE', data: i, timestamp: isoNow() });
+    for (let i = 1; i <= 50; i++) assert.equal((await good.client.next()).data, i);
+    if (limited) {
+      // The default limit lets a burst through, answers the rest RATE_LIMITED, then closes the flood with 4429.
+      assert.equal((await bad.client.waitForClose()).code, CloseCode.RateLimited);
+      const codes = bad.client.received.filter((m) => m.type === ServerMessageType.Error).map(errorCode);
+      assert.ok(codes.includes(ErrorCode.RateLimited));
+      assert.ok(codes.includes(ErrorCode.BadJson));
+      await eventually(() => service.getClientCount() === 1, 2000, 'the flooding client removed');
+    } else {
+      for (let errors = 0; errors < 1000; errors++)
+        assert.equal((await bad.client.next()).type, ServerMessageType.Error);
+      assert.equal(service.getClientCount(), 2);
+    }
   });
-  const garbage = [
-    '{',
-    'null',
-    '[]',
-    '{"type":1}',
-    '{"type":"x"}',
-    '\u0000\uffff',
-    '{"type":"subscribe","topics":{}}',
-  ];
-  for (let i = 0; i < 1000; i++) bad.client.send(garbage[i % garbage.length] as string);
-  for (let i = 1; i <= 50; i++) service.publish('weather', { type: 'UPDATE', data: i, timestamp: isoNow() });
-  for (let i = 1; i <= 50; i++) assert.equal((await good.client.next()).data, i);
-  let errors = 0;
-  while (errors < 1000) {
-    const m = await bad.client.next();
-    assert.equal(m.type, ServerMessageType.Error);
-    errors++;
-  }
-  assert.equal(service.getClientCount(), 2);
-});
+}

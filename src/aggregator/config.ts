@@ -1,0 +1,358 @@
+/**
+ * The citypulse config file (`citypulse.config.json`): which sources feed the aggregator, entity TTLs and alert
+ * rules. `loadConfig` reads and validates it (errors name the bad field: `sources[2].url: must be an http(s)
+ * URL`); `createSourcesFromConfig` builds the sources; `aggregatorOptionsFromConfig` gives everything the
+ * `DataAggregator` constructor takes from it. String values may reference environment variables as `${NAME}`
+ * or `${NAME:-default}` (for API keys, passwords, ports); an unset variable without a default is a config error.
+ * `docs/sources.md` is the reference.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { assertNever } from '../protocol.js';
+import type { Severity } from '../topics.js';
+import type { AqiCategory } from '../topics.js';
+import type { AlertRulesOptions } from './alerts.js';
+import type { BackoffOptions } from './backoff.js';
+import { ConfigError, OptionReader, isRecord } from './config-reader.js';
+import type { DataAggregatorOptions } from './data-aggregator.js';
+import { createParser } from './parsers/index.js';
+import { CITIES } from './cities.js';
+import { SIMULATOR_TOPICS, createSimulator } from './simulator.js';
+import type { SimulatorTopic } from './simulator.js';
+import type { Source } from './source.js';
+import { createHttpPollSource } from './sources/http-poll.js';
+import { createMqttSource } from './sources/mqtt.js';
+import type { ExternalAlertSeverity } from './source.js';
+
+export { ConfigError } from './config-reader.js';
+
+/** `{ "type": "simulator" }`. */
+export interface SimulatorSourceConfig {
+  readonly type: 'simulator';
+  readonly name: string;
+  readonly seed?: number;
+  readonly intervalMs?: number;
+  readonly city?: string;
+  readonly topics?: readonly SimulatorTopic[];
+}
+
+/** `{ "type": "http-poll", "url": ..., "parser": { "format": ... } }`. */
+export interface HttpPollSourceConfig {
+  readonly type: 'http-poll';
+  readonly name: string;
+  readonly url: string;
+  readonly intervalMs?: number;
+  readonly timeoutMs?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly backoff?: BackoffOptions;
+  /** Parser spec, validated; see `parsers/index.ts` for the formats and their options. */
+  readonly parser: Readonly<Record<string, unknown>>;
+}
+
+/** `{ "type": "mqtt", "url": ..., "topics": { <city topic>: <filter(s)> } }`. */
+export interface MqttSourceConfig {
+  readonly type: 'mqtt';
+  readonly name: string;
+  readonly url: string;
+  readonly topics: Readonly<Record<string, string | readonly string[]>>;
+  readonly clientId?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly qos?: 0 | 1;
+  readonly reconnectPeriodMs?: number;
+}
+
+/** One source of the config file. */
+export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSourceConfig;
+
+/** A validated config file. */
+export interface CityPulseConfig {
+  readonly sources: readonly SourceConfig[];
+  readonly ttlMs?: Readonly<Record<string, number>>;
+  readonly alerts?: AlertRulesOptions | false;
+  readonly sweepIntervalMs?: number;
+}
+
+/** Source types a config may use. */
+export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
+const CITY_TOPICS: readonly string[] = SIMULATOR_TOPICS;
+const AQI_CATEGORIES: readonly AqiCategory[] = [
+  'good',
+  'moderate',
+  'unhealthy-sensitive',
+  'unhealthy',
+  'very-unhealthy',
+  'hazardous',
+];
+const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
+  'Extreme',
+  'Severe',
+  'Moderate',
+  'Minor',
+  'Unknown',
+];
+
+/** Replaces `${NAME}` (or `${NAME:-default}`) in every string of `value` with the environment variable. */
+function expandEnv(value: unknown, path: string, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === 'string') {
+    return value.replace(
+      /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+      (_match, name: string, fallback?: string) => {
+        const found = env[name] ?? fallback;
+        if (found === undefined) throw new ConfigError(path, `environment variable ${name} is not set`);
+        return found;
+      },
+    );
+  }
+  if (Array.isArray(value)) return value.map((item, i) => expandEnv(item, `${path}[${i}]`, env));
+  if (isRecord(value)) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, expandEnv(v, path === '' ? k : `${path}.${k}`, env)]),
+    );
+  }
+  return value;
+}
+
+function backoff(reader: OptionReader): BackoffOptions | undefined {
+  const b = reader.object('backoff', true);
+  if (b === undefined) return undefined;
+  b.only(['initialMs', 'maxMs', 'multiplier']);
+  const initialMs = b.optionalNumber('initialMs', { min: 1 });
+  const maxMs = b.optionalNumber('maxMs', { min: 1 });
+  const multiplier = b.optionalNumber('multiplier', { min: 1, max: 10 });
+  return {
+    ...(initialMs === undefined ? {} : { initialMs }),
+    ...(maxMs === undefined ? {} : { maxMs }),
+    ...(multiplier === undefined ? {} : { multiplier }),
+  };
+}
+
+function sourceConfig(value: unknown, path: string): SourceConfig {
+  const r = new OptionReader(value, path);
+  const type = r.oneOf('type', SOURCE_TYPES);
+  switch (type) {
+    case 'simulator': {
+      r.only(['type', 'name', 'seed', 'intervalMs', 'city', 'topics']);
+      const city = r.string('city', null);
+      if (city !== undefined && CITIES[city.toLowerCase()] === undefined) {
+        throw new ConfigError(r.at('city'), `must be one of ${Object.keys(CITIES).join(', ')}`);
+      }
+      const seed = r.optionalNumber('seed', { integer: true });
+      const intervalMs = r.optionalNumber('intervalMs', { min: 10 });
+      const topics = r.stringList('topics', SIMULATOR_TOPICS);
+      return {
+        type,
+        name: r.string('name', 'simulator'),
+        ...(seed === undefined ? {} : { seed }),
+        ...(intervalMs === undefined ? {} : { intervalMs }),
+        ...(city === undefined ? {} : { city }),
+        ...(topics === undefined ? {} : { topics }),
+      };
+    }
+    case 'http-poll': {
+      r.only(['type', 'name', 'url', 'intervalMs', 'timeoutMs', 'headers', 'backoff', 'parser']);
+      const parserReader = r.object('parser');
+      createParser(parserReader.value, parserReader.path); // validates the parser options
+      const intervalMs = r.optionalNumber('intervalMs', { min: 100 });
+      const timeoutMs = r.optionalNumber('timeoutMs', { min: 10 });
+      const headers = r.stringMap('headers');
+      const b = backoff(r);
+      return {
+        type,
+        name: r.string('name'),
+        url: r.url('url'),
+        parser: parserReader.value,
+        ...(intervalMs === undefined ? {} : { intervalMs }),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(headers === undefined ? {} : { headers }),
+        ...(b === undefined ? {} : { backoff: b }),
+      };
+    }
+    case 'mqtt': {
+      r.only([
+        'type',
+        'name',
+        'url',
+        'topics',
+        'clientId',
+        'username',
+        'password',
+        'qos',
+        'reconnectPeriodMs',
+      ]);
+      const topicsReader = r.object('topics');
+      const topics: Record<string, string | string[]> = {};
+      for (const key of Object.keys(topicsReader.value)) {
+        if (!CITY_TOPICS.includes(key))
+          throw new ConfigError(topicsReader.at(key), `unknown topic (one of ${CITY_TOPICS.join(', ')})`);
+        const v = topicsReader.value[key];
+        topics[key] = Array.isArray(v)
+          ? (topicsReader.stringList(key) as string[])
+          : topicsReader.string(key);
+      }
+      if (Object.keys(topics).length === 0)
+        throw new ConfigError(topicsReader.path, 'must map at least one topic to an MQTT topic filter');
+      const clientId = r.string('clientId', null);
+      const username = r.string('username', null);
+      const password = r.string('password', null);
+      const qos = r.optionalNumber('qos', { min: 0, max: 1, integer: true }) as 0 | 1 | undefined;
+      const reconnectPeriodMs = r.optionalNumber('reconnectPeriodMs', { min: 10 });
+      return {
+        type,
+        name: r.string('name'),
+        url: r.url('url', ['mqtt:', 'mqtts:', 'ws:', 'wss:']),
+        topics,
+        ...(clientId === undefined ? {} : { clientId }),
+        ...(username === undefined ? {} : { username }),
+        ...(password === undefined ? {} : { password }),
+        ...(qos === undefined ? {} : { qos }),
+        ...(reconnectPeriodMs === undefined ? {} : { reconnectPeriodMs }),
+      };
+    }
+    default:
+      return assertNever(type);
+  }
+}
+
+function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
+  if (value === false) return false;
+  const r = new OptionReader(value, path).only([
+    'accidentSeverity',
+    'airQuality',
+    'cameraOffline',
+    'severeWeather',
+  ]);
+  const rule = <T>(key: string, read: (rr: OptionReader) => T): T | false | undefined => {
+    const v = r.value[key];
+    if (v === undefined) return undefined;
+    if (v === false) return false;
+    return read(new OptionReader(v, r.at(key)));
+  };
+  const accidentSeverity = rule('accidentSeverity', (rr) => {
+    rr.only(['minSeverity']);
+    return { minSeverity: rr.number('minSeverity', { min: 1, max: 5, integer: true }, 4) as Severity };
+  });
+  const airQuality = rule('airQuality', (rr) => {
+    rr.only(['category', 'hysteresis']);
+    return {
+      category: rr.oneOf('category', AQI_CATEGORIES, 'unhealthy'),
+      hysteresis: rr.number('hysteresis', { min: 0, max: 100 }, 10),
+    };
+  });
+  const cameraOffline = rule('cameraOffline', (rr) => {
+    rr.only(['afterMs']);
+    return { afterMs: rr.number('afterMs', { min: 0 }, 600_000) };
+  });
+  const severeWeather = rule('severeWeather', (rr) => {
+    rr.only(['minSeverity']);
+    return { minSeverity: rr.oneOf('minSeverity', EXTERNAL_SEVERITIES, 'Severe') };
+  });
+  return {
+    ...(accidentSeverity === undefined ? {} : { accidentSeverity }),
+    ...(airQuality === undefined ? {} : { airQuality }),
+    ...(cameraOffline === undefined ? {} : { cameraOffline }),
+    ...(severeWeather === undefined ? {} : { severeWeather }),
+  };
+}
+
+/**
+ * Validates a decoded config object. Throws {@link ConfigError} naming the first bad field.
+ * `env` supplies `${NAME}` references (default `process.env`).
+ */
+export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.env): CityPulseConfig {
+  const r = new OptionReader(expandEnv(value, '', env), '');
+  r.only(['$schema', 'sources', 'ttlMs', 'alerts', 'sweepIntervalMs']);
+  const sources = r.array('sources', sourceConfig) ?? [];
+  if (sources.length === 0) throw new ConfigError('sources', 'must list at least one source');
+  const seen = new Set<string>();
+  sources.forEach((source, i) => {
+    if (seen.has(source.name))
+      throw new ConfigError(`sources[${i}].name`, `duplicate source name "${source.name}"`);
+    if (source.name === 'ingest')
+      throw new ConfigError(`sources[${i}].name`, '"ingest" is reserved for POST /api/ingest');
+    seen.add(source.name);
+  });
+  const ttl = r.object('ttlMs', true);
+  const ttlMs =
+    ttl === undefined
+      ? undefined
+      : Object.fromEntries(Object.keys(ttl.value).map((k) => [k, ttl.number(k, { min: 0 })]));
+  const sweepIntervalMs = r.optionalNumber('sweepIntervalMs', { min: 10 });
+  return {
+    sources,
+    ...(ttlMs === undefined ? {} : { ttlMs }),
+    ...(r.has('alerts') ? { alerts: alertsConfig(r.value.alerts, 'alerts') } : {}),
+    ...(sweepIntervalMs === undefined ? {} : { sweepIntervalMs }),
+  };
+}
+
+/** Reads and validates a JSON config file. Errors say which file and which field. */
+export async function loadConfig(
+  path: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CityPulseConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      path,
+      `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(path, `not valid JSON: ${(error as Error).message}`);
+  }
+  try {
+    return validateConfig(value, env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(`${path}: ${error.field}`, error.reason);
+    throw error;
+  }
+}
+
+/** Builds the sources a config declares. */
+export function createSourcesFromConfig(config: CityPulseConfig): Source[] {
+  return config.sources.map((source, i): Source => {
+    switch (source.type) {
+      case 'simulator':
+        return createSimulator({
+          name: source.name,
+          ...(source.seed === undefined ? {} : { seed: source.seed }),
+          ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
+          ...(source.city === undefined ? {} : { city: source.city }),
+          ...(source.topics === undefined ? {} : { topics: source.topics }),
+        });
+      case 'http-poll':
+        return createHttpPollSource({
+          name: source.name,
+          url: source.url,
+          parser: createParser(source.parser, `sources[${i}].parser`),
+          ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
+          ...(source.timeoutMs === undefined ? {} : { timeoutMs: source.timeoutMs }),
+          ...(source.headers === undefined ? {} : { headers: source.headers }),
+          ...(source.backoff === undefined ? {} : { backoff: source.backoff }),
+        });
+      case 'mqtt':
+        return createMqttSource(source);
+      default:
+        return assertNever(source);
+    }
+  });
+}
+
+/** The `DataAggregator` options a config gives: its sources, TTLs, alert rules and sweep interval. */
+export function aggregatorOptionsFromConfig(
+  config: CityPulseConfig,
+): Pick<DataAggregatorOptions, 'sources' | 'ttlMs' | 'alerts' | 'sweepIntervalMs'> {
+  return {
+    sources: createSourcesFromConfig(config),
+    ...(config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs }),
+    ...(config.alerts === undefined ? {} : { alerts: config.alerts }),
+    ...(config.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: config.sweepIntervalMs }),
+  };
+}

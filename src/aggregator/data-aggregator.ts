@@ -1,0 +1,526 @@
+/**
+ * The data aggregator: runs the sources, validates what they report, keeps each topic's live state as a keyed
+ * collection of entities and publishes the changes.
+ *
+ * Guarantees (the client-side convergence contract of `src/topics.ts`):
+ * - an UPDATE `{ upserts, removes }` is published only when the state changed, and carries exactly the change;
+ * - a topic's snapshot `{ entities, seq, epoch }` reflects every message up to `seq` and none after, so a snapshot
+ *   followed by every later UPDATE (see `fold.ts`) reproduces the state;
+ * - entities no source has reported for the topic's TTL are removed (with a `removes` entry);
+ * - a malformed reading is logged and counted against its source, never published, and never stops the source.
+ *
+ * @module
+ */
+import { DEFAULT_TOPICS } from '../protocol.js';
+import type { StreamPosition, WebSocketMessage } from '../protocol.js';
+import { silentLogger } from '../server/logger.js';
+import type { Logger } from '../server/logger.js';
+import type { CityAlert, EntityBase, EntityChange, TopicState } from '../topics.js';
+import { AlertEngine } from './alerts.js';
+import type { AlertRulesOptions } from './alerts.js';
+import { jsonEqual } from './equal.js';
+import { validateEntity } from './schema.js';
+import type { Source, SourceBatch, SourceContext, SourceStatus } from './source.js';
+
+/** What the aggregator publishes through (`WebSocketService` implements it). */
+export interface TopicPublisher {
+  /**
+   * Sends `message` to the topic's subscribers and returns the position (`seq`, `epoch`) it was given: at once on
+   * a single node, as a Promise in cluster mode (where it may reject while Redis is unreachable).
+   */
+  publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition>;
+}
+
+/** Default time-to-live of an entity no source reports any more, per city topic (ms). */
+export const DEFAULT_TTL_MS: Readonly<Record<string, number>> = {
+  cameras: 10 * 60_000,
+  weather: 60 * 60_000,
+  accidents: 30 * 60_000,
+  airQuality: 2 * 60 * 60_000,
+};
+
+/** TTL of topics outside {@link DEFAULT_TTL_MS}. */
+export const FALLBACK_TTL_MS = 30 * 60_000;
+
+/** Name under which `ingest()` entities are attributed and counted. */
+export const INGEST_SOURCE = 'ingest';
+
+/** Options of {@link DataAggregator}. */
+export interface DataAggregatorOptions {
+  /** Topics served. Default: the four city topics. */
+  readonly topics?: readonly string[];
+  /** Sources to run. Default: none (the server passes the simulator when no config is given). */
+  readonly sources?: readonly Source[];
+  /** Clock (ms since the epoch). Default `Date.now`. */
+  readonly now?: () => number;
+  readonly logger?: Logger;
+  /**
+   * Time-to-live per topic (ms) of an entity no source reports any more; `0` or `Infinity` keeps entities forever.
+   * Defaults: {@link DEFAULT_TTL_MS}.
+   */
+  readonly ttlMs?: Partial<Record<string, number>>;
+  /** How often TTLs and time-based alert rules are checked (ms). Default 1000. */
+  readonly sweepIntervalMs?: number;
+  /** Alert rules; `false` turns all of them off. Default: every rule with its defaults. */
+  readonly alerts?: AlertRulesOptions | false;
+}
+
+/** Result of {@link DataAggregator.ingest}. `field` names the bad field, e.g. `entities[2].location.lat`. */
+export type IngestResult = { ok: true; seq: number } | { ok: false; error: string; field?: string };
+
+/** Lifecycle of the aggregator. */
+type AggregatorState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+interface StoredEntity {
+  entity: EntityBase;
+  /** When a source last reported it (ms), changed or not; drives the TTL. */
+  seenAt: number;
+}
+
+interface TopicSlot {
+  readonly name: string;
+  readonly entities: Map<string, StoredEntity>;
+  readonly ttlMs: number;
+  seq: number;
+  epoch: string | undefined;
+  /** Cached snapshot, rebuilt after a change. */
+  view: TopicState | null;
+}
+
+/** Mutable per-source bookkeeping behind {@link SourceStatus}. */
+interface SourceRecord {
+  readonly name: string;
+  readonly kind: string;
+  readonly source: Source | null;
+  state: SourceStatus['state'];
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+  readings: number;
+  rejected: number;
+  /** False once the aggregator stopped it: later calls from the source are ignored. */
+  live: boolean;
+}
+
+interface PendingChange {
+  readonly upserts: Map<string, EntityBase>;
+  readonly removes: Set<string>;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Keeps the live state of every topic and publishes its changes. */
+export class DataAggregator {
+  private readonly slots = new Map<string, TopicSlot>();
+  private readonly records = new Map<string, SourceRecord>();
+  private readonly now: () => number;
+  private readonly logger: Logger;
+  private readonly sweepIntervalMs: number;
+  private readonly alertEngine: AlertEngine | null;
+  private publisher: TopicPublisher | null = null;
+  private snapshotView: Record<string, TopicState> | null = null;
+  private state: AggregatorState = 'idle';
+  private sweepTimer: ReturnType<typeof setInterval> | null = null;
+  private stopping: Promise<void> | null = null;
+
+  constructor(options: DataAggregatorOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.logger = (options.logger ?? silentLogger).child({ component: 'aggregator' });
+    this.sweepIntervalMs = Math.max(10, options.sweepIntervalMs ?? 1000);
+    this.alertEngine = options.alerts === false ? null : new AlertEngine(options.alerts ?? {}, this.now);
+    for (const name of options.topics ?? DEFAULT_TOPICS) {
+      const ttl = options.ttlMs?.[name] ?? DEFAULT_TTL_MS[name] ?? FALLBACK_TTL_MS;
+      this.slots.set(name, {
+        name,
+        entities: new Map(),
+        ttlMs: ttl > 0 && Number.isFinite(ttl) ? ttl : 0,
+        seq: 0,
+        epoch: undefined,
+        view: null,
+      });
+    }
+    for (const source of options.sources ?? []) {
+      if (this.records.has(source.name)) throw new Error(`duplicate source name "${source.name}"`);
+      for (const topic of source.topics) {
+        if (!this.slots.has(topic))
+          throw new Error(`source "${source.name}" reports unknown topic "${topic}"`);
+      }
+      this.records.set(source.name, this.newRecord(source.name, source.kind, source));
+    }
+  }
+
+  /** The topics served, in order. */
+  get topics(): readonly string[] {
+    return [...this.slots.keys()];
+  }
+
+  /** Sets where UPDATEs and ALERTs go. Before this, state changes but nothing is published and `seq` stays 0. */
+  attach(publisher: TopicPublisher): void {
+    this.publisher = publisher;
+  }
+
+  /**
+   * Every topic's state `{ entities, seq, epoch }`. Returns the same object while nothing changed, so callers may
+   * cache work (such as its encoding) by identity. Do not mutate it.
+   */
+  getSnapshot(): Record<string, TopicState> {
+    if (this.snapshotView === null) {
+      const view: Record<string, TopicState> = {};
+      for (const name of this.slots.keys()) view[name] = this.getTopicSnapshot(name);
+      this.snapshotView = Object.freeze(view) as Record<string, TopicState>;
+    }
+    return this.snapshotView;
+  }
+
+  /** One topic's state (an empty state at seq 0 for a topic not served). Same object while it is unchanged. */
+  getTopicSnapshot(topic: string): TopicState {
+    const slot = this.slots.get(topic);
+    if (slot === undefined) return { entities: [], seq: 0 };
+    if (slot.view === null) {
+      const entities = Object.freeze([...slot.entities.values()].map((s) => s.entity));
+      slot.view = Object.freeze(
+        slot.epoch === undefined
+          ? { entities, seq: slot.seq }
+          : { entities, seq: slot.seq, epoch: slot.epoch },
+      );
+    }
+    return slot.view;
+  }
+
+  /** Alerts currently raised by the alert rules. */
+  activeAlerts(): CityAlert[] {
+    return this.alertEngine?.activeAlerts() ?? [];
+  }
+
+  /**
+   * Starts every source and the TTL sweep. Does not wait for any source's first fetch. A source whose `start`
+   * throws is marked failing; the others run. Calling it again is a no-op.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') return;
+    this.state = 'starting';
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepIntervalMs);
+    await Promise.all(
+      [...this.records.values()].map(async (record) => {
+        if (record.source === null) return;
+        record.live = true;
+        record.state = 'running';
+        try {
+          await record.source.start(this.contextFor(record));
+        } catch (error) {
+          this.recordError(record, error);
+        }
+      }),
+    );
+    if (this.state === 'starting') this.state = 'running';
+  }
+
+  /** Stops every source and clears every timer. Idempotent; concurrent calls share one stop. */
+  stop(): Promise<void> {
+    if (this.stopping !== null) return this.stopping;
+    this.state = 'stopping';
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.stopping = (async () => {
+      await Promise.all(
+        [...this.records.values()].map(async (record) => {
+          record.live = false;
+          record.state = 'stopped';
+          if (record.source === null) return;
+          try {
+            await record.source.stop();
+          } catch (error) {
+            this.logger.warn({ source: record.name, err: errorText(error) }, 'source failed to stop cleanly');
+          }
+        }),
+      );
+      this.state = 'stopped';
+    })();
+    return this.stopping;
+  }
+
+  /** True once `start()` has started every source (and until `stop()`). */
+  isReady(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Health of every source (and of `ingest` once it was used). */
+  sourceStatus(): SourceStatus[] {
+    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+    return [...this.records.values()].map((r) => ({
+      name: r.name,
+      kind: r.kind,
+      state: r.state,
+      lastSuccessAt: iso(r.lastSuccessAt),
+      lastError: r.lastError,
+      lastErrorAt: iso(r.lastErrorAt),
+      readings: r.readings,
+      rejected: r.rejected,
+    }));
+  }
+
+  /**
+   * Entities pushed by another system (`POST /api/ingest`). All or nothing: when any entity or id is invalid,
+   * nothing is applied and the error names the first bad field. Entities without `source` are attributed to
+   * `ingest`; without `updatedAt`, to now. Returns the topic's `seq` after the change (unchanged when the
+   * entities were identical to the current ones).
+   */
+  ingest(topic: string, upserts: readonly unknown[], removes: readonly string[] = []): IngestResult {
+    const slot = this.slots.get(topic);
+    if (slot === undefined) return { ok: false, error: `unknown topic "${topic}"`, field: 'topic' };
+    if (!Array.isArray(upserts)) return { ok: false, error: 'entities: must be an array', field: 'entities' };
+    if (!Array.isArray(removes))
+      return { ok: false, error: 'removes: must be an array of ids', field: 'removes' };
+    const now = this.now();
+    const valid: EntityBase[] = [];
+    for (const [i, raw] of upserts.entries()) {
+      const result = validateEntity(topic, raw, { source: INGEST_SOURCE, now });
+      if (!result.ok) {
+        const field = result.field === '' ? `entities[${i}]` : `entities[${i}].${result.field}`;
+        this.ingestRecord().rejected += 1;
+        return { ok: false, error: `${field}: ${result.error}`, field };
+      }
+      valid.push(result.entity);
+    }
+    for (const [i, id] of removes.entries()) {
+      if (typeof id !== 'string' || id.length === 0) {
+        return { ok: false, error: `removes[${i}]: must be a non-empty string`, field: `removes[${i}]` };
+      }
+    }
+    const record = this.ingestRecord();
+    record.readings += valid.length;
+    record.lastSuccessAt = now;
+    this.apply(slot, valid, removes, now);
+    return { ok: true, seq: slot.seq };
+  }
+
+  /**
+   * Removes entities past their topic's TTL and runs the time-based alert rules. Runs on a timer while started;
+   * exposed so tests with an injected clock can drive it.
+   */
+  sweep(): void {
+    const now = this.now();
+    for (const slot of this.slots.values()) {
+      if (slot.ttlMs === 0) continue;
+      const expired: string[] = [];
+      for (const [id, stored] of slot.entities) if (now - stored.seenAt >= slot.ttlMs) expired.push(id);
+      if (expired.length > 0) this.apply(slot, [], expired, now);
+    }
+    if (this.alertEngine !== null) this.publishAlerts(this.alertEngine.tick());
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Internals
+  // ---------------------------------------------------------------------------------------------------------
+
+  private newRecord(name: string, kind: string, source: Source | null): SourceRecord {
+    return {
+      name,
+      kind,
+      source,
+      state: 'idle',
+      lastSuccessAt: null,
+      lastError: null,
+      lastErrorAt: null,
+      readings: 0,
+      rejected: 0,
+      live: false,
+    };
+  }
+
+  private ingestRecord(): SourceRecord {
+    let record = this.records.get(INGEST_SOURCE);
+    if (record === undefined) {
+      record = this.newRecord(INGEST_SOURCE, 'ingest', null);
+      record.state = 'running';
+      this.records.set(INGEST_SOURCE, record);
+    }
+    return record;
+  }
+
+  private contextFor(record: SourceRecord): SourceContext {
+    const logger = this.logger.child({ source: record.name });
+    return {
+      emit: (batch) => {
+        if (!record.live) return;
+        try {
+          this.handleBatch(record, batch);
+        } catch (error) {
+          // A bug here must not take the source down with it.
+          this.logger.error({ source: record.name, err: errorText(error) }, 'failed to apply a batch');
+        }
+      },
+      reportError: (error) => {
+        if (!record.live) return;
+        this.recordError(record, error);
+      },
+      reject: (reason) => {
+        if (!record.live) return;
+        record.rejected += 1;
+        this.logger.warn({ source: record.name, error: reason }, 'reading rejected');
+      },
+      reportSuccess: () => {
+        if (!record.live) return;
+        record.state = 'running';
+        record.lastSuccessAt = this.now();
+      },
+      now: this.now,
+      logger,
+    };
+  }
+
+  private recordError(record: SourceRecord, error: unknown): void {
+    record.state = 'failing';
+    record.lastError = errorText(error);
+    record.lastErrorAt = this.now();
+    this.logger.warn({ source: record.name, err: record.lastError }, 'source failed');
+  }
+
+  private handleBatch(record: SourceRecord, batch: SourceBatch): void {
+    const now = this.now();
+    record.state = 'running';
+    record.lastSuccessAt = now;
+    const slot = this.slots.get(batch.topic);
+    if (slot === undefined) {
+      record.rejected += batch.upserts?.length ?? 0;
+      this.logger.warn({ source: record.name, topic: batch.topic }, 'batch for an unknown topic dropped');
+      return;
+    }
+    const valid: EntityBase[] = [];
+    const mentioned = new Set<string>();
+    let firstRejection: { id: string | undefined; field: string; error: string } | null = null;
+    let rejected = 0;
+    for (const raw of batch.upserts ?? []) {
+      const result = validateEntity(slot.name, raw, { source: record.name, now });
+      if (result.ok) {
+        valid.push(result.entity);
+        mentioned.add(result.entity.id);
+        continue;
+      }
+      rejected += 1;
+      const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
+      // A rejected reading of a known entity keeps the entity (it is not "unreported").
+      if (typeof id === 'string') mentioned.add(id);
+      firstRejection ??= {
+        id: typeof id === 'string' ? id : undefined,
+        field: result.field,
+        error: result.error,
+      };
+    }
+    if (firstRejection !== null) {
+      // One line per batch, naming the first bad reading, so a broken feed cannot flood the log.
+      record.rejected += rejected;
+      this.logger.warn(
+        { source: record.name, topic: slot.name, rejected, first: firstRejection },
+        'readings rejected',
+      );
+    }
+    record.readings += valid.length;
+    const removes = (batch.removes ?? []).filter((id): id is string => typeof id === 'string');
+    if (batch.complete === true) {
+      for (const [id, stored] of slot.entities) {
+        if (stored.entity.source === record.name && !mentioned.has(id)) removes.push(id);
+      }
+    }
+    this.apply(slot, valid, removes, now);
+    if (batch.alerts !== undefined && this.alertEngine !== null) {
+      this.publishAlerts(
+        this.alertEngine.onExternalAlerts(record.name, batch.alerts, batch.complete === true),
+      );
+    }
+  }
+
+  /**
+   * Applies validated upserts, then removes, to a topic; publishes one UPDATE when anything changed and feeds the
+   * alert rules. Unchanged entities only refresh their TTL.
+   */
+  private apply(
+    slot: TopicSlot,
+    upserts: readonly EntityBase[],
+    removes: readonly string[],
+    now: number,
+  ): void {
+    const change: PendingChange = { upserts: new Map(), removes: new Set() };
+    for (const entity of upserts) {
+      const stored = slot.entities.get(entity.id);
+      if (stored !== undefined && jsonEqual(stored.entity, entity)) {
+        stored.seenAt = now;
+        continue;
+      }
+      slot.entities.set(entity.id, { entity, seenAt: now });
+      change.upserts.set(entity.id, entity);
+    }
+    for (const id of removes) {
+      if (!slot.entities.delete(id)) continue;
+      change.upserts.delete(id);
+      change.removes.add(id);
+    }
+    if (change.upserts.size === 0 && change.removes.size === 0) return;
+    this.commit(slot, { upserts: [...change.upserts.values()], removes: [...change.removes] });
+  }
+
+  private commit(slot: TopicSlot, change: EntityChange): void {
+    this.invalidate(slot);
+    this.publishTo(slot, {
+      type: 'UPDATE',
+      topic: slot.name,
+      data: change,
+      timestamp: new Date(this.now()).toISOString(),
+    });
+    if (this.alertEngine !== null)
+      this.publishAlerts(this.alertEngine.onChange(slot.name, change.upserts, change.removes));
+  }
+
+  private publishAlerts(alerts: readonly CityAlert[]): void {
+    for (const alert of alerts) {
+      this.logger.info({ alert: alert.id, rule: alert.rule, state: alert.state }, alert.message);
+      const slot = this.slots.get(alert.topic);
+      if (slot === undefined) continue;
+      this.publishTo(slot, {
+        type: 'ALERT',
+        topic: slot.name,
+        data: alert,
+        timestamp: new Date(this.now()).toISOString(),
+      });
+    }
+  }
+
+  /** Publishes on a topic and records the position it got, so the snapshot's `seq` covers the message. */
+  private publishTo(slot: TopicSlot, message: WebSocketMessage): void {
+    if (this.publisher === null) return;
+    let position: StreamPosition | Promise<StreamPosition>;
+    try {
+      position = this.publisher.publish(slot.name, message);
+    } catch (error) {
+      this.logger.error({ topic: slot.name, err: errorText(error) }, 'publish failed');
+      return;
+    }
+    // [cluster] begin: in cluster mode the position comes back later; keep the newest one.
+    if (position instanceof Promise) {
+      position.then(
+        (p) => {
+          if (p.epoch !== slot.epoch || p.seq > slot.seq) this.recordPosition(slot, p);
+        },
+        (error: unknown) => this.logger.error({ topic: slot.name, err: errorText(error) }, 'publish failed'),
+      );
+      return;
+    }
+    // [cluster] end
+    this.recordPosition(slot, position);
+  }
+
+  private recordPosition(slot: TopicSlot, position: StreamPosition): void {
+    if (position.seq !== slot.seq || position.epoch !== slot.epoch) {
+      slot.seq = position.seq;
+      slot.epoch = position.epoch;
+      this.invalidate(slot);
+    }
+  }
+
+  private invalidate(slot: TopicSlot): void {
+    slot.view = null;
+    this.snapshotView = null;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * What a feed parser is: a pure function from a decoded response body to one batch of readings for a topic.
+ * Parsers map what they can; the aggregator validates every entity against the topic schema, so a reading the
+ * parser could not complete is rejected and counted, not published.
+ *
+ * @module
+ */
+import type { SourceBatch } from '../source.js';
+
+/** What a parser may know about the moment it runs. */
+export interface ParseContext {
+  /** Clock, ms since the epoch. */
+  readonly now: number;
+  /** Name of the source the parser runs in. */
+  readonly sourceName: string;
+}
+
+/** A parser for one real feed format. */
+export interface FeedParser {
+  /** Format name as used in the config file, e.g. `open-meteo-weather`. */
+  readonly format: string;
+  /** The city topic it produces. */
+  readonly topic: string;
+  /** Turns a decoded JSON body into a batch. Throws {@link FeedFormatError} when the body is not this format. */
+  parse(body: unknown, context: ParseContext): SourceBatch;
+}
+
+/** The body is not in the format the parser expects (the whole response is rejected). */
+export class FeedFormatError extends Error {
+  override readonly name = 'FeedFormatError';
+}
+
+/** Whether `value` is a plain JSON object. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A finite number, or a numeric string turned into one; otherwise `undefined`. */
+export function toNumber(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'string' && value.trim() !== '') {
+    const n = Number(value);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/** A non-empty string, or a number turned into one; otherwise `undefined`. */
+export function toId(value: unknown): string | undefined {
+  if (typeof value === 'string' && value.length > 0) return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+/** An ISO-8601 string for a parseable time, otherwise `undefined`. */
+export function toIso(value: unknown): string | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  const ms = typeof value === 'number' ? value : Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
+/** Reads a dotted path (`a.b.0.c`) inside a JSON value. */
+export function getPath(value: unknown, path: string): unknown {
+  let current: unknown = value;
+  for (const part of path.split('.')) {
+    if (Array.isArray(current)) current = current[Number(part)];
+    else if (isObject(current)) current = current[part];
+    else return undefined;
+  }
+  return current;
+}
+
+/** Drops `undefined` fields so entities stay comparable and JSON-clean. */
+export function compact<T extends Record<string, unknown>>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) if (v !== undefined) out[key] = v;
+  return out as T;
+}

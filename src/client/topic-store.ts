@@ -1,0 +1,186 @@
+/**
+ * The converged state of one topic: a snapshot folded with the UPDATEs after it, in `seq` order.
+ *
+ * Rules (see `src/topics.ts`): a snapshot at `seq` N followed by every UPDATE after N reproduces the server's
+ * state; upserts replace whole entities, removes delete ids. ALERTs on a topic advance its `seq` but do not change
+ * entities. A frame whose `seq` is not the next one is either stale (ignored) or reveals a gap (the caller asks the
+ * server to recover). Frames that arrive before the first snapshot are held (bounded) and replayed onto it.
+ *
+ * @module
+ */
+import type { StreamPosition } from '../protocol.js';
+import type { EntityBase, EntityChange } from '../topics.js';
+
+/** What happened to one sequenced frame. */
+export type FoldResult =
+  /** Applied (or, for an ALERT, accounted for). */
+  | 'applied'
+  /** Its `seq` is not newer than the state; ignored. */
+  | 'stale'
+  /** Held until the first snapshot arrives. */
+  | 'held'
+  /** Frames are missing before it (or it is from another epoch); not applied. */
+  | 'gap';
+
+/** A frame of a topic's stream as the store sees it. */
+export interface SequencedFrame {
+  readonly seq?: number | undefined;
+  readonly epoch?: string | undefined;
+  /** The entity change it carries; `null` for ALERTs and for UPDATEs whose data is not an entity change. */
+  readonly change: EntityChange | null;
+}
+
+/** Most frames held while waiting for the first snapshot; older ones are dropped beyond it. */
+export const MAX_HELD_FRAMES = 1000;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isEntity(value: unknown): value is EntityBase {
+  return isRecord(value) && typeof value.id === 'string';
+}
+
+/**
+ * Reads an UPDATE's `data` as an entity change: `{upserts, removes}` (either may be missing), or a single entity
+ * (an object with a string `id`) as a one-entity upsert. Anything else is `null` (delivered, but no state change).
+ * Items that are not entities / not strings are skipped.
+ */
+export function toEntityChange(data: unknown): EntityChange | null {
+  if (!isRecord(data)) return null;
+  if (Array.isArray(data.upserts) || Array.isArray(data.removes)) {
+    const upserts = Array.isArray(data.upserts) ? data.upserts.filter(isEntity) : [];
+    const removes = Array.isArray(data.removes)
+      ? data.removes.filter((id): id is string => typeof id === 'string')
+      : [];
+    return { upserts, removes };
+  }
+  if (isEntity(data)) return { upserts: [data], removes: [] };
+  return null;
+}
+
+/** A topic snapshot read from the wire: its entities and the position it reflects. */
+export interface SnapshotContent {
+  readonly entities: readonly EntityBase[];
+  readonly seq: number | undefined;
+  readonly epoch: string | undefined;
+}
+
+/**
+ * Reads a topic's snapshot `data`: a `TopicState` (`{entities, seq, epoch}`), a bare entity array, or an object
+ * of id -> entity. The envelope's `seq`/`epoch` (per-topic SNAPSHOT) win over those inside `data`.
+ */
+export function toSnapshotContent(data: unknown, seq?: number, epoch?: string): SnapshotContent {
+  let entities: EntityBase[] = [];
+  let innerSeq: number | undefined;
+  let innerEpoch: string | undefined;
+  if (Array.isArray(data)) {
+    entities = data.filter(isEntity);
+  } else if (isRecord(data)) {
+    if (Array.isArray(data.entities)) {
+      entities = data.entities.filter(isEntity);
+      if (typeof data.seq === 'number') innerSeq = data.seq;
+      if (typeof data.epoch === 'string') innerEpoch = data.epoch;
+    } else {
+      entities = Object.values(data).filter(isEntity);
+    }
+  }
+  return { entities, seq: seq ?? innerSeq, epoch: epoch ?? innerEpoch };
+}
+
+/** The state of one topic. */
+export class TopicStore<E extends EntityBase = EntityBase> {
+  /** id -> entity; replaced in place, read through {@link TopicStore.entities}. */
+  readonly #entities = new Map<string, E>();
+  #seq: number | undefined;
+  #epoch: string | undefined;
+  #held: SequencedFrame[] = [];
+
+  /** The entities, by id. The map is live: it changes as frames are folded in. */
+  get entities(): ReadonlyMap<string, E> {
+    return this.#entities;
+  }
+
+  /** `seq` of the last frame folded in; `undefined` until the first snapshot. */
+  get seq(): number | undefined {
+    return this.#seq;
+  }
+
+  /** Epoch of {@link TopicStore.seq}, when the server sends epochs. */
+  get epoch(): string | undefined {
+    return this.#epoch;
+  }
+
+  /** Whether a snapshot has been applied. */
+  get hasBaseline(): boolean {
+    return this.#seq !== undefined;
+  }
+
+  /** The position to resume from: known only when the server sent an epoch. */
+  get position(): StreamPosition | undefined {
+    return this.#seq !== undefined && this.#epoch !== undefined && this.#epoch !== ''
+      ? { epoch: this.#epoch, seq: this.#seq }
+      : undefined;
+  }
+
+  /**
+   * Replaces the state with a snapshot, then replays held frames that follow it. A snapshot older than the
+   * state within the same epoch is ignored (returns `false`). A snapshot without `seq` counts as `seq` 0.
+   */
+  applySnapshot(snapshot: SnapshotContent): boolean {
+    const seq = snapshot.seq ?? 0;
+    if (
+      this.#seq !== undefined &&
+      snapshot.epoch !== undefined &&
+      snapshot.epoch === this.#epoch &&
+      seq < this.#seq
+    ) {
+      return false;
+    }
+    this.#entities.clear();
+    for (const entity of snapshot.entities) this.#entities.set(entity.id, entity as E);
+    this.#seq = seq;
+    this.#epoch = snapshot.epoch ?? this.#epoch;
+    const held = this.#held.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    this.#held = [];
+    for (const frame of held) {
+      if (this.fold(frame) === 'gap') break;
+    }
+    return true;
+  }
+
+  /** Folds one UPDATE/ALERT frame in (see {@link FoldResult}). Frames without `seq` are applied unordered. */
+  fold(frame: SequencedFrame): FoldResult {
+    if (frame.seq === undefined) {
+      this.#applyChange(frame.change);
+      return 'applied';
+    }
+    if (this.#seq === undefined) {
+      this.#held.push(frame);
+      if (this.#held.length > MAX_HELD_FRAMES) this.#held.shift();
+      return 'held';
+    }
+    if (frame.epoch !== undefined && this.#epoch !== undefined && frame.epoch !== this.#epoch) return 'gap';
+    if (frame.seq <= this.#seq) return 'stale';
+    if (frame.seq !== this.#seq + 1) return 'gap';
+    this.#seq = frame.seq;
+    if (frame.epoch !== undefined) this.#epoch = frame.epoch;
+    this.#applyChange(frame.change);
+    return 'applied';
+  }
+
+  /** Forgets everything (used when the topic is unsubscribed). */
+  reset(): void {
+    this.#entities.clear();
+    this.#seq = undefined;
+    this.#epoch = undefined;
+    this.#held = [];
+  }
+
+  #applyChange(change: EntityChange | null): void {
+    if (change === null) return;
+    // Same order as the server folds: upserts, then removes.
+    for (const entity of change.upserts) this.#entities.set(entity.id, entity as E);
+    for (const id of change.removes) this.#entities.delete(id);
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The Lua scripts the Redis broker runs, and a tiny runner (EVALSHA, falling back to EVAL once per connection when
+ * Redis does not know the script yet, e.g. after a restart).
+ *
+ * Keys of a topic `T` under the prefix `P`:
+ * - `P{T}:meta`  hash `epoch`, `seq`: the topic's stream life and last seq;
+ * - `P{T}:log`   stream of the encoded frames, entry id `<seq>-0`, fields `j` (JSON) and `t` (ms);
+ * - `P{T}:state` hash entity id -> entity JSON: the shared state the snapshots come from;
+ * - channel `P{T}:live`: every frame, as `<seq> <epoch> <nodeId> <json>`.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/** A Lua script and its SHA-1. */
+export interface LuaScript {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(lua: string): LuaScript {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/**
+ * Publishes one UPDATE/ALERT atomically: creates the epoch once (HSETNX), takes the next seq (HINCRBY), builds the
+ * frame, appends it to the stream (XADD MAXLEN ~), applies the entity change to the state hash, and PUBLISHes it.
+ * Everything in one script, so the publication order on the channel is the seq order and the state always matches
+ * the seq.
+ *
+ * KEYS: meta, log, state, channel.
+ * ARGV: epochCandidate, maxlen, type, timestampJson, dataJson, topicJson, nodeId, nowMs,
+ *       nUpserts, (id, entityJson) * nUpserts, nRemoves, id * nRemoves.
+ * Returns: { seq, epoch }.
+ */
+export const PUBLISH = script(`
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local json = '{"type":"' .. ARGV[3] .. '","topic":' .. ARGV[6] .. ',"data":' .. ARGV[5] .. ',"timestamp":' .. ARGV[4] ..
+  ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '"}'
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'j', json, 't', ARGV[8])
+local i = 9
+local n = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local r = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, r do
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  i = i + 1
+end
+redis.call('PUBLISH', KEYS[4], seq .. ' ' .. epoch .. ' ' .. ARGV[7] .. ' ' .. json)
+return { seq, epoch }
+`);
+
+/**
+ * Reads a topic's position and the history after a seq, atomically.
+ * KEYS: meta, log. ARGV: fromSeq (first wanted), count (0: position only).
+ * Returns: { epoch or false, seq, id1, json1, t1, id2, ... }.
+ */
+export const HISTORY = script(`
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local out = { epoch or false, seq }
+local count = tonumber(ARGV[2])
+if count > 0 and seq >= tonumber(ARGV[1]) then
+  local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', count)
+  for _, e in ipairs(entries) do
+    local f = e[2]
+    local j, t = '', '0'
+    for k = 1, #f, 2 do
+      if f[k] == 'j' then j = f[k + 1] elseif f[k] == 't' then t = f[k + 1] end
+    end
+    out[#out + 1] = e[1]
+    out[#out + 1] = j
+    out[#out + 1] = t
+  end
+end
+return out
+`);
+
+/**
+ * Reads the state of several topics with their positions, atomically.
+ * KEYS: meta1, state1, meta2, state2, ... Returns per topic: { epoch or false, seq, { id, json, ... } }.
+ */
+export const SNAPSHOT = script(`
+local out = {}
+for k = 1, #KEYS, 2 do
+  local epoch = redis.call('HGET', KEYS[k], 'epoch')
+  local seq = tonumber(redis.call('HGET', KEYS[k], 'seq') or '0')
+  out[#out + 1] = { epoch or false, seq, redis.call('HGETALL', KEYS[k + 1]) }
+end
+return out
+`);
+
+/** Extends a lease only while this node holds it. KEYS: lease. ARGV: nodeId, ttlMs. Returns 1 or 0. */
+export const RENEW_LEASE = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`);
+
+/** Releases a lease only when this node holds it. KEYS: lease. ARGV: nodeId. Returns 1 or 0. */
+export const RELEASE_LEASE = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`);
+
+/** Runs `s` with EVALSHA, loading it with EVAL when Redis answers NOSCRIPT. */
+export async function runScript(redis: Redis, s: LuaScript, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  try {
+    return await redis.evalsha(s.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+      return redis.eval(s.lua, keys.length, ...keys, ...args);
+    }
+    throw error;
+  }
+}

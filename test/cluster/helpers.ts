@@ -1,0 +1,305 @@
+/**
+ * Helpers of the cluster tests: a key prefix per test (deleted at the end), node processes started with the real
+ * CLI, a throwaway Redis, and a recording client that checks per-topic order.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
+import { createServer, type CityPulseServer, type CityPulseServerOptions } from '../../src/server/create-server.js';
+
+/** The machine's shared Redis (never restarted by these tests). */
+export const REDIS_URL = process.env.CITYPULSE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const KEY = 'cluster-test-key-0123456789';
+
+/** Whether a Redis answers at `url` (tests skip when none does). */
+export async function redisUp(url = REDIS_URL): Promise<boolean> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A fresh key prefix for this test; every key under it is deleted after the test. */
+export function testPrefix(t: TestContext, url = REDIS_URL): string {
+  const prefix = `citypulse-test:${randomBytes(6).toString('hex')}:`;
+  t.after(() => deletePrefix(url, prefix));
+  return prefix;
+}
+
+async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => {});
+  try {
+    let cursor = '0';
+    let rounds = 0;
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0' && ++rounds < 10_000);
+  } catch {
+    // Redis gone (a throwaway one): nothing to clean.
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A Redis client for assertions, closed after the test. */
+export function redisClient(t: TestContext, url = REDIS_URL): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  t.after(() => redis.disconnect());
+  return redis;
+}
+
+/** An in-process cluster node. */
+export async function startNode(t: TestContext, options: CityPulseServerOptions): Promise<CityPulseServer> {
+  const server = await createServer({
+    port: 0,
+    source: 'none',
+    publishKeys: [KEY],
+    redisUrl: REDIS_URL,
+    maxConnectionsPerIp: 10_000,
+    ...options,
+  });
+  t.after(() => server.close());
+  return server;
+}
+
+/** A node running as its own process (`node --import tsx src/cli.ts serve ...`), so it can be SIGKILLed. */
+export interface NodeProcess {
+  readonly port: number;
+  readonly url: string;
+  readonly wsUrl: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  /** Logs of the process (stderr), for failure messages. */
+  readonly stderr: () => string;
+}
+
+/** Starts a node process and waits for the line telling its port (bounded). */
+export async function startNodeProcess(t: TestContext, args: readonly string[], timeoutMs = 60_000): Promise<NodeProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', '--max-connections-per-ip', '10000', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-20_000);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`node did not start within ${timeoutMs} ms: ${err}`)), timeoutMs);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const match = /serving on http:\/\/[^:]+:(\d+)/.exec(out);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited with ${code}: ${err}`));
+    });
+  });
+  return { port, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`, child, exited, stderr: () => err };
+}
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** A throwaway `redis-server` (no persistence) on its own port, which the test may kill and restart. */
+export class ThrowawayRedis {
+  #child: ChildProcess | null = null;
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(t: TestContext): Promise<ThrowawayRedis> {
+    const redis = new ThrowawayRedis(await freePort());
+    t.after(() => redis.kill());
+    await redis.restart();
+    return redis;
+  }
+
+  /** Starts it (again) and waits until it answers (bounded). */
+  async restart(): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: 'ignore',
+    });
+    this.#child = child;
+    const deadline = Date.now() + 10_000;
+    while (!(await redisUp(this.url))) {
+      if (Date.now() > deadline) throw new Error('throwaway redis did not start');
+      await sleep(50);
+    }
+  }
+
+  /** SIGKILLs it (no-op when not running). */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    this.#child = null;
+    if (child === null || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 25 ms until it holds, failing after `ms`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** A server frame as the recording client keeps it. */
+export interface Frame {
+  readonly type: string;
+  readonly topic?: string;
+  readonly seq?: number;
+  readonly epoch?: string;
+  readonly recovered?: boolean;
+  readonly data?: unknown;
+}
+
+/**
+ * A client that records every frame and, per topic, the seqs of the UPDATE/ALERT frames it got (across
+ * reconnects), failing on the spot on a duplicate, a gap or a foreign topic. Per-topic SNAPSHOT frames
+ * (`recovered: false`) restart a topic at their seq and epoch.
+ */
+export class RecordingClient {
+  ws: WebSocket | null = null;
+  readonly frames: Frame[] = [];
+  readonly seqs = new Map<string, number[]>();
+  readonly position = new Map<string, { epoch: string | undefined; seq: number }>();
+  readonly errors: string[] = [];
+  /** Frames sent to everyone (no topic). */
+  readonly broadcasts: Frame[] = [];
+  snapshots = 0;
+  connections = 0;
+  #closed: Promise<void> = Promise.resolve();
+
+  constructor(readonly topics: readonly string[]) {}
+
+  /** Connects to `wsUrl` (with `?resume=` of what it has, or `?topics=` the first time) and waits for the snapshot. */
+  async connect(wsUrl: string, timeoutMs = 30_000): Promise<void> {
+    const resume = this.connections > 0;
+    const query = resume
+      ? `resume=${this.topics.map((t) => `${t}:${this.position.get(t)?.epoch ?? 'none'}:${this.position.get(t)?.seq ?? 0}`).join(',')}`
+      : `topics=${this.topics.join(',')}`;
+    this.connections++;
+    const ws = new WebSocket(`${wsUrl}?${query}`);
+    this.ws = ws;
+    ws.on('error', () => {});
+    this.#closed = new Promise((resolve) => ws.once('close', () => resolve()));
+    let sawSnapshot = false;
+    ws.on('message', (raw) => {
+      const frame = JSON.parse(raw.toString()) as Frame;
+      this.frames.push(frame);
+      if (frame.type === 'SNAPSHOT' && frame.topic === undefined) {
+        sawSnapshot = true;
+        for (const [topic, state] of Object.entries((frame.data ?? {}) as Record<string, { seq: number; epoch?: string }>)) {
+          if (this.topics.includes(topic)) this.position.set(topic, { epoch: state.epoch, seq: state.seq });
+        }
+      } else if (frame.type === 'SNAPSHOT' && frame.topic !== undefined) {
+        this.snapshots++;
+        this.position.set(frame.topic, { epoch: frame.epoch, seq: frame.seq ?? 0 });
+        this.seqs.get(frame.topic)?.push(-(frame.seq ?? 0)); // a restart marker: -seq
+      } else if ((frame.type === 'UPDATE' || frame.type === 'ALERT') && frame.topic === undefined) {
+        this.broadcasts.push(frame);
+      } else if (frame.type === 'UPDATE' || frame.type === 'ALERT') {
+        this.#onTopicFrame(frame);
+      } else if (frame.type === 'ERROR') {
+        this.errors.push(JSON.stringify(frame.data));
+      }
+    });
+    const deadline = Date.now() + timeoutMs;
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('close', () => reject(new Error('closed before open')));
+      setTimeout(() => reject(new Error('open timed out')), timeoutMs).unref();
+    });
+    while (!sawSnapshot) {
+      if (Date.now() > deadline) throw new Error('no snapshot');
+      await sleep(5);
+    }
+  }
+
+  #onTopicFrame(frame: Frame): void {
+    const topic = frame.topic ?? '';
+    if (!this.topics.includes(topic)) {
+      this.errors.push(`frame of foreign topic ${topic}`);
+      return;
+    }
+    const at = this.position.get(topic) ?? { epoch: undefined, seq: 0 };
+    if (at.epoch !== undefined && frame.epoch !== at.epoch) {
+      this.errors.push(`${topic}: frame of epoch ${frame.epoch} while at ${at.epoch}`);
+    } else if (frame.seq !== at.seq + 1) {
+      this.errors.push(`${topic}: seq ${frame.seq} after ${at.seq}`);
+    }
+    this.position.set(topic, { epoch: frame.epoch, seq: frame.seq ?? 0 });
+    let list = this.seqs.get(topic);
+    if (list === undefined) {
+      list = [];
+      this.seqs.set(topic, list);
+    }
+    list.push(frame.seq ?? 0);
+  }
+
+  /** The topic's last seq seen. */
+  seqOf(topic: string): number {
+    return this.position.get(topic)?.seq ?? 0;
+  }
+
+  /** Resolves when the current connection closes. */
+  closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  close(): void {
+    this.ws?.terminate();
+  }
+}
+
+/** Asserts that `list` is exactly `from..to`. */
+export function assertRange(list: readonly number[], from: number, to: number, what: string): void {
+  assert.equal(list.length, Math.max(0, to - from + 1), `${what}: ${list.length} frames, expected ${to - from + 1}`);
+  for (let i = 0; i < list.length; i++) assert.equal(list[i], from + i, `${what}: position ${i}`);
+}
+
+/** The topic's seq in Redis (what the cluster has published). */
+export async function redisSeq(redis: Redis, prefix: string, topic: string): Promise<number> {
+  return Number((await redis.hget(`${prefix}{${topic}}:meta`, 'seq')) ?? 0);
+}

@@ -1,0 +1,320 @@
+/**
+ * A dependency-free city map: entities projected with Web Mercator onto the bounding box of everything shown,
+ * drawn as SVG. Raster tiles are drawn under the markers when a tile URL template is given (`{z}/{x}/{y}`,
+ * `{s}`), so the same projection serves both; without one the map shows a graticule and works offline.
+ *
+ * @module
+ */
+import { svg } from './dom.js';
+
+/** Kinds of markers, each with its own shape. */
+export type MarkerKind = 'camera' | 'accident' | 'air' | 'weather';
+
+/** One thing on the map. */
+export interface MapMarker {
+  readonly id: string;
+  readonly kind: MarkerKind;
+  readonly lat: number;
+  readonly lon: number;
+  /** Tooltip text. */
+  readonly title: string;
+  readonly color: string;
+  /** Short text drawn on the marker (AQI value, temperature). */
+  readonly label?: string;
+  /** Draw an attention ring (severe accident, unhealthy air). */
+  readonly pulse?: boolean;
+  /** Dimmed (an offline camera). */
+  readonly muted?: boolean;
+}
+
+/** Options of {@link CityMap}. */
+export interface CityMapOptions {
+  /** Raster tile URL template, e.g. `https://tile.openstreetmap.org/{z}/{x}/{y}.png`. */
+  readonly tiles?: string | null;
+  /** Margin around the markers, in pixels. Default 36. */
+  readonly paddingPx?: number;
+}
+
+const TILE_SIZE = 256;
+const MAX_ZOOM = 18;
+const MAX_TILES = 80;
+const EARTH_CIRCUMFERENCE_M = 40_075_016.686;
+
+/** Web Mercator: longitude/latitude to world coordinates in [0, 1]. */
+export function mercator(lat: number, lon: number): { x: number; y: number } {
+  const clamped = Math.max(-85.0511, Math.min(85.0511, lat));
+  const phi = (clamped * Math.PI) / 180;
+  return { x: (lon + 180) / 360, y: (1 - Math.log(Math.tan(phi) + 1 / Math.cos(phi)) / Math.PI) / 2 };
+}
+
+/** World y back to latitude. */
+function latitudeOf(y: number): number {
+  const n = Math.PI - 2 * Math.PI * y;
+  return (180 / Math.PI) * Math.atan(0.5 * (Math.exp(n) - Math.exp(-n)));
+}
+
+/** A fitted view: world -> pixel. */
+export interface Viewport {
+  readonly width: number;
+  readonly height: number;
+  /** Pixels per world unit. */
+  readonly scale: number;
+  readonly centerX: number;
+  readonly centerY: number;
+}
+
+/** Fits the markers' bounding box into `width` x `height` minus padding. */
+export function fitViewport(
+  markers: readonly MapMarker[],
+  width: number,
+  height: number,
+  paddingPx: number,
+): Viewport {
+  const points = markers
+    .filter((m) => Number.isFinite(m.lat) && Number.isFinite(m.lon))
+    .map((m) => mercator(m.lat, m.lon));
+  if (points.length === 0) {
+    return { width, height, scale: TILE_SIZE * 2, centerX: 0.5, centerY: 0.5 };
+  }
+  const xs = points.map((p) => p.x);
+  const ys = points.map((p) => p.y);
+  const minX = Math.min(...xs);
+  const maxX = Math.max(...xs);
+  const minY = Math.min(...ys);
+  const maxY = Math.max(...ys);
+  const usableW = Math.max(1, width - 2 * paddingPx);
+  const usableH = Math.max(1, height - 2 * paddingPx);
+  const maxScale = TILE_SIZE * Math.pow(2, 15);
+  const scale = Math.min(
+    maxScale,
+    usableW / Math.max(maxX - minX, 1e-12),
+    usableH / Math.max(maxY - minY, 1e-12),
+  );
+  return { width, height, scale, centerX: (minX + maxX) / 2, centerY: (minY + maxY) / 2 };
+}
+
+/** World coordinates to pixels of `view`. */
+export function toPixel(view: Viewport, x: number, y: number): { px: number; py: number } {
+  return {
+    px: (x - view.centerX) * view.scale + view.width / 2,
+    py: (y - view.centerY) * view.scale + view.height / 2,
+  };
+}
+
+/** A "nice" graticule step (1, 2, 5 x 10^n degrees) giving about `target` lines over `span` degrees. */
+function niceStep(span: number, target: number): number {
+  const raw = span / Math.max(1, target);
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const unit = raw / power;
+  return (unit < 1.5 ? 1 : unit < 3.5 ? 2 : unit < 7.5 ? 5 : 10) * power;
+}
+
+function decimalsOf(step: number): number {
+  return Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
+}
+
+/** The map panel. Call {@link CityMap.render} with the markers whenever they change. */
+export class CityMap {
+  readonly #host: HTMLElement;
+  readonly #svg: SVGSVGElement;
+  readonly #tiles: string | null;
+  readonly #paddingPx: number;
+  #markers: readonly MapMarker[] = [];
+  readonly #observer: ResizeObserver | null;
+
+  constructor(host: HTMLElement, options: CityMapOptions = {}) {
+    this.#host = host;
+    this.#tiles = options.tiles ?? null;
+    this.#paddingPx = options.paddingPx ?? 36;
+    this.#svg = svg('svg', {
+      class: 'map-svg',
+      'data-testid': 'map-svg',
+      role: 'img',
+      'aria-label': 'City map',
+    });
+    host.append(this.#svg);
+    this.#observer = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.#draw()) : null;
+    this.#observer?.observe(host);
+  }
+
+  /** Replaces the markers and redraws. */
+  render(markers: readonly MapMarker[]): void {
+    this.#markers = markers;
+    this.#draw();
+  }
+
+  #draw(): void {
+    const width = Math.max(100, this.#host.clientWidth);
+    const height = Math.max(100, this.#host.clientHeight);
+    const view = fitViewport(this.#markers, width, height, this.#paddingPx);
+    this.#svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    this.#svg.setAttribute('width', String(width));
+    this.#svg.setAttribute('height', String(height));
+    const layers: SVGElement[] = [svg('rect', { class: 'map-bg', x: 0, y: 0, width, height })];
+    if (this.#tiles !== null) layers.push(this.#tileLayer(view, this.#tiles));
+    layers.push(this.#graticule(view));
+    layers.push(this.#markerLayer(view));
+    if (this.#markers.length > 0) layers.push(this.#scaleBar(view));
+    this.#svg.replaceChildren(...layers);
+  }
+
+  #tileLayer(view: Viewport, template: string): SVGGElement {
+    const layer = svg('g', { class: 'map-tiles', 'data-testid': 'map-tiles' });
+    const zoom = Math.max(0, Math.min(MAX_ZOOM, Math.round(Math.log2(view.scale / TILE_SIZE))));
+    const tiles = Math.pow(2, zoom);
+    const tilePx = view.scale / tiles;
+    const x0 = view.centerX - view.width / 2 / view.scale;
+    const y0 = view.centerY - view.height / 2 / view.scale;
+    const x1 = view.centerX + view.width / 2 / view.scale;
+    const y1 = view.centerY + view.height / 2 / view.scale;
+    const fromX = Math.floor(x0 * tiles);
+    const toX = Math.floor(x1 * tiles);
+    const fromY = Math.max(0, Math.floor(y0 * tiles));
+    const toY = Math.min(tiles - 1, Math.floor(y1 * tiles));
+    let count = 0;
+    for (let ty = fromY; ty <= toY; ty++) {
+      for (let tx = fromX; tx <= toX; tx++) {
+        if (++count > MAX_TILES) return layer;
+        const wrapped = ((tx % tiles) + tiles) % tiles;
+        const href = template
+          .replaceAll('{z}', String(zoom))
+          .replaceAll('{x}', String(wrapped))
+          .replaceAll('{y}', String(ty))
+          .replaceAll('{s}', 'abc'[((tx + ty) % 3) | 0] ?? 'a');
+        const { px, py } = toPixel(view, tx / tiles, ty / tiles);
+        layer.append(
+          svg('image', {
+            href,
+            x: px.toFixed(1),
+            y: py.toFixed(1),
+            width: (tilePx + 0.5).toFixed(1),
+            height: (tilePx + 0.5).toFixed(1),
+            preserveAspectRatio: 'none',
+          }),
+        );
+      }
+    }
+    return layer;
+  }
+
+  #graticule(view: Viewport): SVGGElement {
+    const layer = svg('g', { class: 'map-grid' });
+    const west = (view.centerX - view.width / 2 / view.scale) * 360 - 180;
+    const east = (view.centerX + view.width / 2 / view.scale) * 360 - 180;
+    const north = latitudeOf(view.centerY - view.height / 2 / view.scale);
+    const south = latitudeOf(view.centerY + view.height / 2 / view.scale);
+    const lonStep = niceStep(east - west, 7);
+    const latStep = niceStep(north - south, 5);
+    for (let lon = Math.ceil(west / lonStep) * lonStep; lon <= east; lon += lonStep) {
+      const { px } = toPixel(view, (lon + 180) / 360, 0);
+      layer.append(svg('line', { x1: px.toFixed(1), y1: 0, x2: px.toFixed(1), y2: view.height }));
+      // Labels along the bottom edge, clear of the latitude labels on the left and the scale bar on the right.
+      if (px > 60 && px < view.width - 160) {
+        layer.append(
+          svg(
+            'text',
+            { x: (px + 4).toFixed(1), y: view.height - 8, class: 'map-grid-label' },
+            `${lon.toFixed(decimalsOf(lonStep))}°`,
+          ),
+        );
+      }
+    }
+    for (let lat = Math.ceil(south / latStep) * latStep; lat <= north; lat += latStep) {
+      const { py } = toPixel(view, 0, mercator(lat, 0).y);
+      layer.append(svg('line', { x1: 0, y1: py.toFixed(1), x2: view.width, y2: py.toFixed(1) }));
+      if (py > 16 && py < view.height - 24) {
+        layer.append(
+          svg(
+            'text',
+            { x: 6, y: (py - 4).toFixed(1), class: 'map-grid-label' },
+            `${lat.toFixed(decimalsOf(latStep))}°`,
+          ),
+        );
+      }
+    }
+    return layer;
+  }
+
+  /** A scale bar in the bottom-right corner, about 120 px long, at the view's centre latitude. */
+  #scaleBar(view: Viewport): SVGGElement {
+    const lat = latitudeOf(view.centerY);
+    const metresPerPx = (EARTH_CIRCUMFERENCE_M * Math.cos((lat * Math.PI) / 180)) / view.scale;
+    const metres = niceStep(metresPerPx * 120, 1);
+    const px = metres / metresPerPx;
+    const x = view.width - 16 - px;
+    const y = view.height - 14;
+    const label = metres >= 1000 ? `${metres / 1000} km` : `${metres} m`;
+    return svg(
+      'g',
+      { class: 'map-scale', 'data-testid': 'map-scale' },
+      svg('path', { d: `M${x.toFixed(1)} ${y - 5}v5h${px.toFixed(1)}v-5` }),
+      svg('text', { x: (x + px / 2).toFixed(1), y: y - 8 }, label),
+    );
+  }
+
+  #markerLayer(view: Viewport): SVGGElement {
+    const layer = svg('g', { class: 'map-markers' });
+    // Draw order: weather and air below, cameras, then accidents on top.
+    const order: Record<MarkerKind, number> = { weather: 0, air: 1, camera: 2, accident: 3 };
+    const markers = [...this.#markers].sort((a, b) => order[a.kind] - order[b.kind]);
+    for (const marker of markers) {
+      if (!Number.isFinite(marker.lat) || !Number.isFinite(marker.lon)) continue;
+      const { x, y } = mercator(marker.lat, marker.lon);
+      const { px, py } = toPixel(view, x, y);
+      layer.append(this.#marker(marker, px, py));
+    }
+    return layer;
+  }
+
+  #marker(marker: MapMarker, px: number, py: number): SVGGElement {
+    const g = svg('g', {
+      class: `marker marker-${marker.kind}${marker.muted ? ' is-muted' : ''}${marker.pulse ? ' is-pulsing' : ''}`,
+      transform: `translate(${px.toFixed(1)} ${py.toFixed(1)})`,
+      'data-testid': `marker-${marker.kind}`,
+      'data-id': marker.id,
+    });
+    g.append(svg('title', {}, marker.title));
+    switch (marker.kind) {
+      case 'camera':
+        g.append(
+          svg('rect', { x: -6, y: -6, width: 12, height: 12, rx: 3, fill: marker.color, class: 'shape' }),
+          svg('circle', { r: 2.5, class: 'lens' }),
+        );
+        break;
+      case 'accident':
+        if (marker.pulse) g.append(svg('circle', { r: 12, class: 'pulse', stroke: marker.color }));
+        g.append(
+          svg('path', { d: 'M0 -11 L10 7 L-10 7 Z', fill: marker.color, class: 'shape' }),
+          svg('text', { y: 5, class: 'marker-glyph' }, marker.label ?? '!'),
+        );
+        break;
+      case 'air':
+        if (marker.pulse) g.append(svg('circle', { r: 19, class: 'pulse', stroke: marker.color }));
+        g.append(
+          svg('circle', { r: 14, fill: marker.color, class: 'shape' }),
+          svg('text', { y: 4, class: 'marker-value' }, marker.label ?? ''),
+        );
+        break;
+      case 'weather':
+        g.append(
+          svg('rect', {
+            x: -20,
+            y: -10,
+            width: 40,
+            height: 20,
+            rx: 10,
+            class: 'shape weather-pill',
+            stroke: marker.color,
+          }),
+          svg('text', { y: 4, class: 'marker-temp' }, marker.label ?? ''),
+        );
+        break;
+    }
+    return g;
+  }
+
+  /** Stops watching the panel's size. */
+  dispose(): void {
+    this.#observer?.disconnect();
+  }
+}

@@ -4,7 +4,8 @@
 // with the same clients and the same closed-loop publisher (HTTP POST /api/publish, round-robin over the nodes),
 // and the Redis round-trip cost of one publish (the Lua script) against a bare PING and the in-memory broker.
 //
-// Usage: node --import tsx bench/cluster.mjs [--clients 300] [--seconds 5] [--concurrency 16] [--redis redis://127.0.0.1:6379]
+// Usage: node --import tsx bench/cluster.mjs [--clients 300] [--seconds 5] [--concurrency 16] [--rate <publishes/s>]
+//        [--redis redis://127.0.0.1:6379]   (--rate 0, the default, is a closed loop: publish as fast as answered)
 // Nodes run as separate processes (`src/cli.ts serve`); keys live under a random prefix, deleted at the end.
 
 import { spawn } from 'node:child_process';
@@ -23,12 +24,14 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '300' },
     seconds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '16' },
+    rate: { type: 'string', default: '0' },
     redis: { type: 'string', default: 'redis://127.0.0.1:6379' },
   },
 });
 const CLIENTS = Number(values.clients);
 const SECONDS = Number(values.seconds);
 const CONCURRENCY = Number(values.concurrency);
+const RATE = Number(values.rate);
 const REDIS_URL = values.redis;
 const KEY = 'bench-publish-key-0123456789';
 const prefix = `citypulse-bench:${randomBytes(4).toString('hex')}:`;
@@ -125,7 +128,8 @@ async function runConfig(name, nodeArgs) {
         if (at < 0) return;
         const sent = Number.parseFloat(text.slice(at + 4));
         delivered++;
-        if (count < samples.length) samples[count++] = (performance.timeOrigin + performance.now() - sent) * 1000;
+        if (count < samples.length)
+          samples[count++] = (performance.timeOrigin + performance.now() - sent) * 1000;
       });
       return new Promise((resolve) => ws.once('open', resolve));
     }),
@@ -138,7 +142,14 @@ async function runConfig(name, nodeArgs) {
   let failed = 0;
   const worker = async (w) => {
     let k = w;
+    let next = performance.now();
     while (performance.now() < deadline) {
+      if (RATE > 0) {
+        // Open loop: each of the CONCURRENCY workers publishes RATE / CONCURRENCY times a second.
+        next += (1000 * CONCURRENCY) / RATE;
+        const wait = next - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
       const port = nodes[k++ % nodes.length].port;
       const body = JSON.stringify({
         topic: 'weather',
@@ -163,7 +174,10 @@ async function runConfig(name, nodeArgs) {
   await new Promise((resolve) => setTimeout(resolve, 1000)); // let the tail arrive
   measuring = false;
   const elapsed = (performance.now() - started - 1000) / 1000;
-  for (const socket of sockets) (socket instanceof WebSocket ? socket.terminate() : socket.close());
+  for (const socket of sockets) {
+    if (socket instanceof WebSocket) socket.terminate();
+    else socket.close();
+  }
   await stopNodes();
   const latency = summarize(samples, count);
   const result = {
@@ -238,7 +252,8 @@ async function cleanup() {
 const redisArgs = (id) => ['--redis', REDIS_URL, '--redis-prefix', prefix, '--node-id', id];
 try {
   console.log(
-    `citypulse cluster bench: ${CLIENTS} clients on "weather", ${CONCURRENCY} publishers in flight for ${SECONDS} s`,
+    `citypulse cluster bench: ${CLIENTS} clients on "weather", ${CONCURRENCY} publishers in flight for ${SECONDS} s` +
+      (RATE > 0 ? `, open loop at ${RATE} publishes/s` : ', closed loop (as fast as they are answered)'),
   );
   const results = [];
   results.push(await runConfig('A 1 node, in-memory', [[]]));
@@ -250,7 +265,7 @@ try {
   writeFileSync(
     file,
     JSON.stringify(
-      { clients: CLIENTS, seconds: SECONDS, concurrency: CONCURRENCY, results, roundTrip: rtt },
+      { clients: CLIENTS, seconds: SECONDS, concurrency: CONCURRENCY, rate: RATE, results, roundTrip: rtt },
       null,
       2,
     ),

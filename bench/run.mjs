@@ -110,7 +110,7 @@ const config = {
   stormClients: Number(flags['storm-clients'] ?? (quick ? 1000 : 5000)),
   stormConcurrency: Number(flags['storm-concurrency']),
   mixedClients: Number(flags['mixed-clients'] ?? (quick ? 1000 : 2000)),
-  mixedRates: nums(flags['mixed-rates'], quick ? '400' : '100,400'),
+  mixedRates: nums(flags['mixed-rates'], quick ? '100' : '100,400'),
   batchPauseMs: Number(flags['batch-pause-ms']),
   batchRunMs: Number(flags['batch-run-ms']),
   behindRatio: Number(flags['behind-ratio']),
@@ -200,7 +200,7 @@ async function drain(pair) {
   let last = -1;
   let quietSince = Date.now();
   while (Date.now() - start < MAX_DRAIN_MS) {
-    const { frames } = await pair.loadgen.request('report');
+    const { frames } = await pair.loadgen.request('report', {}, 20_000);
     if (frames !== last) {
       last = frames;
       quietSince = Date.now();
@@ -236,13 +236,13 @@ async function measureWindow(pair, rate, plans, subscribers) {
   await pair.server.request('publish', { rate, plans });
   await sleep(config.warmupMs);
   const s0 = await pair.server.request('stats');
-  await pair.loadgen.request('reset');
+  await pair.loadgen.request('reset', {}, 20_000);
   const c0 = cpuTimes(pair.server.pid);
   const l0 = cpuTimes(pair.loadgen.pid);
   const k0 = coreTimes();
   const t0 = performance.now();
   await sleep(config.durationMs);
-  const report = await pair.loadgen.request('report');
+  const report = await pair.loadgen.request('report', {}, 20_000);
   const c1 = cpuTimes(pair.server.pid);
   const l1 = cpuTimes(pair.loadgen.pid);
   const k1 = coreTimes();
@@ -660,7 +660,7 @@ function updateDocs(md) {
   const b = text.indexOf(end);
   if (a < 0 || b < a) return;
   const body = md
-    .replace(/^# .*\n/, '')
+    .replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')
     .replace(/^## /gm, '### ')
     .replace(/^### (?=Read mode|Peak)/gm, '#### ');
   writeFileSync(file, `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`);

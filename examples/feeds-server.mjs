@@ -60,8 +60,8 @@ export async function startFeedsServer(options = {}) {
 
   let timer = null;
   let client = null;
+  const prefix = options.mqttPrefix ?? 'citypulse/example';
   if (options.mqttUrl !== null) {
-    const prefix = options.mqttPrefix ?? 'citypulse/example';
     const mqttUrl = options.mqttUrl ?? 'mqtt://127.0.0.1:1883';
     client = connect(mqttUrl, { reconnectPeriod: 2000, connectTimeout: 5000 });
     client.on('connect', () =>
@@ -92,7 +92,15 @@ export async function startFeedsServer(options = {}) {
     port,
     async close() {
       if (timer !== null) clearInterval(timer);
-      if (client !== null) await client.endAsync(true);
+      if (client !== null) {
+        // Clear the retained readings so the broker does not keep them after the feed is gone.
+        if (client.connected) {
+          await Promise.all(
+            STATIONS.map((s) => client.publishAsync(`${prefix}/air/${s.id}`, '', { retain: true })),
+          );
+        }
+        await client.endAsync();
+      }
       await new Promise((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve(undefined));

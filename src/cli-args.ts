@@ -16,6 +16,8 @@ Options (environment variable in brackets):
   --port <n>                  TCP port, 0 for any free one [PORT] (default 8080)
   --host <addr>               interface to bind [HOST] (default 0.0.0.0)
   --source <simulator|none>   built-in data source [CITYPULSE_SOURCE] (default simulator)
+  -c, --config <file>         sources, TTLs and alert rules from a JSON config (docs/sources.md); replaces
+                              --source [CITYPULSE_CONFIG]
   --seed <n>                  simulator seed [CITYPULSE_SEED] (default 42)
   --simulator-interval <ms>   simulator tick [CITYPULSE_SIMULATOR_INTERVAL_MS] (default 1000)
   --publish-key <key>         enables POST /api/publish, /api/broadcast, /api/ingest for this Bearer key;
@@ -77,7 +79,9 @@ function optionalInteger(name: string, value: string | undefined, min = 1): numb
 export function parseServeArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-): { help: true } | { help: false; options: CityPulseServerOptions; logLevel: LogLevel; metrics: boolean } {
+):
+  | { help: true }
+  | { help: false; options: CityPulseServerOptions; logLevel: LogLevel; metrics: boolean; configFile?: string } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -116,6 +120,7 @@ export function parseServeArgs(
         'rate-burst': { type: 'string' },
         'handshake-timeout': { type: 'string' },
         'max-body': { type: 'string' },
+        config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -187,6 +192,9 @@ export function parseServeArgs(
       ...securityOptions(values, env),
     },
     metrics: parseSwitch('--metrics', values.metrics ?? env.CITYPULSE_METRICS, true),
+    ...(values.config === undefined && (env.CITYPULSE_CONFIG ?? '') === ''
+      ? {}
+      : { configFile: values.config ?? env.CITYPULSE_CONFIG }),
   };
 }
 

@@ -8,6 +8,8 @@ import { HELP, UsageError, parseServeArgs } from './cli-args.js';
 import { createLogger } from './server/logger.js';
 import { createServer } from './server/create-server.js';
 import { createMetrics } from './server/metrics.js';
+import { ConfigError, loadConfig, sourceFactoriesFromConfig } from './aggregator/config.js';
+import type { CityPulseServerOptions } from './server/create-server.js';
 
 async function main(): Promise<void> {
   let parsed;
@@ -24,9 +26,30 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  let fromConfig: Pick<CityPulseServerOptions, 'sourceFactories' | 'aggregator'> = {};
+  if (parsed.configFile !== undefined) {
+    try {
+      const config = await loadConfig(parsed.configFile);
+      const { ttlMs, alerts, sweepIntervalMs } = config;
+      fromConfig = {
+        sourceFactories: sourceFactoriesFromConfig(config),
+        aggregator: {
+          ...(ttlMs === undefined ? {} : { ttlMs }),
+          ...(alerts === undefined ? {} : { alerts }),
+          ...(sweepIntervalMs === undefined ? {} : { sweepIntervalMs }),
+        },
+      };
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        process.stderr.write(`citypulse: ${error.message}\n`);
+        process.exit(2);
+      }
+      throw error;
+    }
+  }
   const logger = createLogger(parsed.logLevel);
   const metrics = parsed.metrics ? createMetrics({ processMetrics: true }) : false;
-  const server = await createServer({ ...parsed.options, logger, metrics });
+  const server = await createServer({ ...parsed.options, ...fromConfig, logger, metrics });
   process.stdout.write(
     `citypulse serving on ${server.url}  (WebSocket ${server.wsUrl}, dashboard ${server.url}/)\n`,
   );

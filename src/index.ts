@@ -19,3 +19,20 @@ export { DataAggregator } from './aggregator/data-aggregator.js';
 export type { DataAggregatorOptions, TopicPublisher, IngestResult } from './aggregator/data-aggregator.js';
 export { createSimulator } from './aggregator/simulator.js';
 export type { Source, SourceBatch, SourceContext, SourceStatus } from './aggregator/source.js';
+export {
+  ConfigError,
+  aggregatorOptionsFromConfig,
+  createSourcesFromConfig,
+  loadConfig,
+  sourceFactoriesFromConfig,
+  validateConfig,
+} from './aggregator/config.js';
+export type { CityPulseConfig, SourceConfig } from './aggregator/config.js';
+export { createHttpPollSource } from './aggregator/sources/http-poll.js';
+export { createMqttSource } from './aggregator/sources/mqtt.js';
+export { PARSER_FORMATS, createParser } from './aggregator/parsers/index.js';
+export { applyFrame, fromSnapshot, toTopicState } from './aggregator/fold.js';
+export { createAuthenticator } from './server/auth.js';
+export type { AuthenticatorOptions, Principal } from './server/auth.js';
+export { createMetrics } from './server/metrics.js';
+export type { Metrics } from './server/metrics.js';

@@ -121,22 +121,31 @@ export class LiteClient {
         this.skip = len;
         if (len === 0) this.endControl();
       } else {
-        if (this.engineIo && len <= 4 && end - i >= len) this.engineControl(chunk.subarray(i, i + len));
+        let engineOnly = false;
+        if (this.engineIo && len <= 4 && end - i >= len)
+          engineOnly = this.engineControl(chunk.subarray(i, i + len));
         else if (this.engineIo && !this.engineOpen) this.engineControl(null);
-        if (b0 & 0x80) this.handlers.onMessage();
+        if (b0 & 0x80 && !engineOnly) this.handlers.onMessage();
         this.skip = len;
       }
     }
   }
 
-  /** Engine.IO: the first frame is the open packet; a `2` is a ping. */
+  /**
+   * Engine.IO: the first frame is the open packet (answered with a namespace connect); a `2` is a ping (answered,
+   * and not counted as a message). Returns true when the frame was a ping.
+   */
   engineControl(payload) {
     if (!this.engineOpen) {
       this.engineOpen = true;
       this.sendText('40');
-      return;
+      return false;
     }
-    if (payload !== null && payload.length === 1 && payload[0] === 0x32) this.sendText('3');
+    if (payload !== null && payload.length === 1 && payload[0] === 0x32) {
+      this.sendText('3');
+      return true;
+    }
+    return false;
   }
 
   /** Sends a short masked text frame (all-zero mask). */

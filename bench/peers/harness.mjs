@@ -213,6 +213,17 @@ export async function runPeer(start) {
         });
         break;
       }
+      case 'heap': {
+        // A heap snapshot for bench/heap-per-connection.mjs (after two forced GCs when --expose-gc).
+        if (typeof globalThis.gc === 'function') {
+          globalThis.gc();
+          globalThis.gc();
+        }
+        void import('node:v8').then((v8) =>
+          process.send({ reply: msg.id, file: v8.writeHeapSnapshot(msg.path) }),
+        );
+        break;
+      }
       case 'exit':
         void shutdown(0);
         break;

@@ -3,29 +3,33 @@
  *
  * @module
  */
+import { backoffCeiling, resolveBackoff } from '../client/backoff.js';
 
-/** Backoff settings. */
+/** Backoff settings (the client SDK's, every field optional; defaults below). */
 export interface BackoffOptions {
   /** Delay before the first retry, before jitter (ms). Default 1000. */
   readonly initialMs?: number;
   /** Largest delay (ms). Default 300000 (5 minutes). */
   readonly maxMs?: number;
   /** Growth per failure. Default 2. */
-  readonly multiplier?: number;
+  readonly factor?: number;
 }
 
 /**
- * Delay before retry number `attempt` (1 = first retry): `initial * multiplier^(attempt-1)`, capped at `max`, then
- * "equal jitter" (a random point in the upper half), so many sources failing together do not retry in lockstep
- * yet never retry immediately. `random` returns numbers in [0, 1).
+ * Delay before retry number `attempt` (1 = first retry): the client SDK's window `min(max, initial *
+ * factor^(attempt-1))`, with "equal jitter" (a random point in its upper half) rather than the SDK's full jitter: a
+ * fleet of pollers failing together still spreads out, but no poller ever retries a failing feed immediately.
+ * `random` returns numbers in [0, 1).
  */
 export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number): number {
-  const initial = Math.max(1, options.initialMs ?? 1000);
-  const max = Math.max(initial, options.maxMs ?? 300_000);
-  const multiplier = Math.max(1, options.multiplier ?? 2);
-  const exponent = Math.max(0, Math.min(attempt - 1, 64));
-  const base = Math.min(max, initial * multiplier ** exponent);
-  return Math.round(base / 2 + random() * (base / 2));
+  const initialMs = Math.max(1, options.initialMs ?? 1000);
+  const resolved = resolveBackoff({
+    initialMs,
+    maxMs: Math.max(initialMs, options.maxMs ?? 300_000),
+    factor: Math.max(1, options.factor ?? 2),
+  });
+  const ceiling = backoffCeiling(Math.min(attempt - 1, 64), resolved);
+  return Math.round(ceiling / 2 + Math.min(1, Math.max(0, random())) * (ceiling / 2));
 }
 
 /** The timer functions a poller uses, injectable so tests can observe the schedule. */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isRecord } from './json.js';
 
 /** A configuration value is invalid. `field` is its path, e.g. `sources[2].url`. */
 export class ConfigError extends Error {
@@ -14,11 +15,6 @@ export class ConfigError extends Error {
   ) {
     super(`${field}: ${reason}`);
   }
-}
-
-/** Whether `value` is a plain JSON object. */
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Typed access to the fields of one configuration object at `path`. Every getter throws {@link ConfigError}. */

@@ -14,7 +14,8 @@ import type { Severity } from '../topics.js';
 import type { AqiCategory } from '../topics.js';
 import type { AlertRulesOptions } from './alerts.js';
 import type { BackoffOptions } from './backoff.js';
-import { ConfigError, OptionReader, isRecord } from './config-reader.js';
+import { ConfigError, OptionReader } from './config-reader.js';
+import { isRecord } from './json.js';
 import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
 import { CITIES } from './cities.js';
@@ -117,14 +118,14 @@ function expandEnv(value: unknown, path: string, env: NodeJS.ProcessEnv): unknow
 function backoff(reader: OptionReader): BackoffOptions | undefined {
   const b = reader.object('backoff', true);
   if (b === undefined) return undefined;
-  b.only(['initialMs', 'maxMs', 'multiplier']);
+  b.only(['initialMs', 'maxMs', 'factor']);
   const initialMs = b.optionalNumber('initialMs', { min: 1 });
   const maxMs = b.optionalNumber('maxMs', { min: 1 });
-  const multiplier = b.optionalNumber('multiplier', { min: 1, max: 10 });
+  const factor = b.optionalNumber('factor', { min: 1, max: 10 });
   return {
     ...(initialMs === undefined ? {} : { initialMs }),
     ...(maxMs === undefined ? {} : { maxMs }),
-    ...(multiplier === undefined ? {} : { multiplier }),
+    ...(factor === undefined ? {} : { factor }),
   };
 }
 
@@ -315,34 +316,42 @@ export async function loadConfig(
   }
 }
 
+/** Builds one source of a config (`index` is its position, for error paths). */
+export function createSourceFromConfig(source: SourceConfig, index: number): Source {
+  switch (source.type) {
+    case 'simulator':
+      return createSimulator({
+        name: source.name,
+        ...(source.seed === undefined ? {} : { seed: source.seed }),
+        ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
+        ...(source.city === undefined ? {} : { city: source.city }),
+        ...(source.topics === undefined ? {} : { topics: source.topics }),
+      });
+    case 'http-poll':
+      return createHttpPollSource({
+        name: source.name,
+        url: source.url,
+        parser: createParser(source.parser, `sources[${index}].parser`),
+        ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
+        ...(source.timeoutMs === undefined ? {} : { timeoutMs: source.timeoutMs }),
+        ...(source.headers === undefined ? {} : { headers: source.headers }),
+        ...(source.backoff === undefined ? {} : { backoff: source.backoff }),
+      });
+    case 'mqtt':
+      return createMqttSource(source);
+    default:
+      return assertNever(source);
+  }
+}
+
 /** Builds the sources a config declares. */
 export function createSourcesFromConfig(config: CityPulseConfig): Source[] {
-  return config.sources.map((source, i): Source => {
-    switch (source.type) {
-      case 'simulator':
-        return createSimulator({
-          name: source.name,
-          ...(source.seed === undefined ? {} : { seed: source.seed }),
-          ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
-          ...(source.city === undefined ? {} : { city: source.city }),
-          ...(source.topics === undefined ? {} : { topics: source.topics }),
-        });
-      case 'http-poll':
-        return createHttpPollSource({
-          name: source.name,
-          url: source.url,
-          parser: createParser(source.parser, `sources[${i}].parser`),
-          ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
-          ...(source.timeoutMs === undefined ? {} : { timeoutMs: source.timeoutMs }),
-          ...(source.headers === undefined ? {} : { headers: source.headers }),
-          ...(source.backoff === undefined ? {} : { backoff: source.backoff }),
-        });
-      case 'mqtt':
-        return createMqttSource(source);
-      default:
-        return assertNever(source);
-    }
-  });
+  return config.sources.map(createSourceFromConfig);
+}
+
+/** One factory per configured source, for hosts that (re)create sources on demand (cluster source leases). */
+export function sourceFactoriesFromConfig(config: CityPulseConfig): (() => Source)[] {
+  return config.sources.map((source, i) => () => createSourceFromConfig(source, i));
 }
 
 /** The `DataAggregator` options a config gives: its sources, TTLs, alert rules and sweep interval. */

@@ -3,9 +3,10 @@
  * the same state the aggregator holds. Pure functions over immutable values, so the client SDK and the
  * dashboard can use them as they are, and the property test proves them against the aggregator.
  *
- * Rules: an UPDATE's `upserts` replace whole entities (new ids go last), then its `removes` delete ids; an ALERT
- * only advances `seq`; a frame at or below the current `seq` is a duplicate and ignored; a frame from another
- * epoch, or one that skips a `seq`, cannot be applied: the client must resume or take a fresh snapshot.
+ * Rules: an UPDATE's `upserts` replace whole entities (new ids go last), then its `removes` delete ids; an ALERT,
+ * or an UPDATE without `upserts`/`removes` (a raw pass-through publish), only advances `seq`; a frame at or below
+ * the current `seq` is a duplicate and ignored; a frame from another epoch, or one that skips a `seq`, cannot be
+ * applied: the client must resume or take a fresh snapshot.
  *
  * @module
  */
@@ -56,7 +57,14 @@ export function applyFrame(state: FoldedTopic, frame: TopicFrame): FoldResult {
   if (frame.type === 'ALERT') return { ok: true, state: { entities: state.entities, seq: frame.seq, epoch } };
   if (frame.type !== 'UPDATE') return { ok: false, reason: 'malformed' };
   const data = frame.data as { upserts?: unknown; removes?: unknown } | null | undefined;
-  if (typeof data !== 'object' || data === null) return { ok: false, reason: 'malformed' };
+  if (
+    typeof data !== 'object' ||
+    data === null ||
+    (data.upserts === undefined && data.removes === undefined)
+  ) {
+    // Not an entity change: a raw `/api/publish` pass-through on the topic. It takes a seq, changes no state.
+    return { ok: true, state: { entities: state.entities, seq: frame.seq, epoch } };
+  }
   const upserts = data.upserts ?? [];
   const removes = data.removes ?? [];
   if (!Array.isArray(upserts) || !upserts.every(isEntity)) return { ok: false, reason: 'malformed' };

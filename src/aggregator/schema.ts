@@ -10,6 +10,7 @@
 import { aqiCategory } from '../topics.js';
 import type { AqiCategory, EntityBase } from '../topics.js';
 import { stationAqi } from './aqi.js';
+import { isRecord } from './json.js';
 
 /** Outcome of validating one entity. `field` is a dotted path such as `location.lat`. */
 export type ValidationResult =
@@ -45,10 +46,6 @@ class FieldError extends Error {
 }
 
 type Fields = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Fields {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function text(obj: Fields, field: string, optional = false): void {
   const value = obj[field];

@@ -68,6 +68,18 @@ export interface Broker {
 }
 
 /** The JSON of a sequenced frame, as every subscriber receives it (and as history keeps it). */
-export function encodeSequenced(topic: string, message: SequencedMessage, seq: number, epoch: string): string {
-  return JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp, seq, epoch });
+export function encodeSequenced(
+  topic: string,
+  message: SequencedMessage,
+  seq: number,
+  epoch: string,
+): string {
+  return JSON.stringify({
+    type: message.type,
+    topic,
+    data: message.data,
+    timestamp: message.timestamp,
+    seq,
+    epoch,
+  });
 }

@@ -101,7 +101,9 @@ export class ClusterMode {
     void this.#writeStats().catch(() => {});
     this.#offReconnect = this.broker.onReconnect(() => {
       this.#reconnectedAt = this.#now();
-      void this.reconcile().catch((error: unknown) => this.#logger.warn({ err: (error as Error).message }, 'reconcile failed'));
+      void this.reconcile().catch((error: unknown) =>
+        this.#logger.warn({ err: (error as Error).message }, 'reconcile failed'),
+      );
     });
   }
 
@@ -114,7 +116,9 @@ export class ClusterMode {
     this.#ledBefore.add(name);
     const window = 3 * (this.#options.leaseTtlMs ?? 5000);
     if (!ledBefore || this.#reconnectedAt === null || this.#now() - this.#reconnectedAt > window) return;
-    void this.reconcile([name]).catch((error: unknown) => this.#logger.warn({ err: (error as Error).message }, 'reconcile failed'));
+    void this.reconcile([name]).catch((error: unknown) =>
+      this.#logger.warn({ err: (error as Error).message }, 'reconcile failed'),
+    );
   }
 
   /** Whether Redis is reachable (the node is ready only then). */
@@ -144,7 +148,10 @@ export class ClusterMode {
       const localIds = new Set(local.map((e) => e.id));
       const removes = [...remote.keys()].filter((id) => !localIds.has(id));
       if (upserts.length === 0 && removes.length === 0) continue;
-      this.#logger.info({ topic, upserts: upserts.length, removes: removes.length }, 'reconciling shared state');
+      this.#logger.info(
+        { topic, upserts: upserts.length, removes: removes.length },
+        'reconciling shared state',
+      );
       await service.publish(topic, {
         type: 'UPDATE',
         topic,
@@ -197,7 +204,14 @@ export class ClusterMode {
       framesOut += node.framesOut;
       for (const [topic, n] of Object.entries(node.topics)) topics[topic] = (topics[topic] ?? 0) + n;
     }
-    return { scope: 'cluster', nodes: perNode.length, clients, topics, messages: { published, framesOut }, perNode };
+    return {
+      scope: 'cluster',
+      nodes: perNode.length,
+      clients,
+      topics,
+      messages: { published, framesOut },
+      perNode,
+    };
   }
 
   /**
@@ -209,14 +223,25 @@ export class ClusterMode {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+      res.writeHead(status, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+        'cache-control': 'no-store',
+      });
       res.end(text);
     };
-    const unavailable = (): void => send(503, { error: { code: 'REDIS_UNAVAILABLE', message: 'the cluster store is unreachable' } });
+    const unavailable = (): void =>
+      send(503, { error: { code: 'REDIS_UNAVAILABLE', message: 'the cluster store is unreachable' } });
     switch (url.pathname) {
       case '/readyz': {
         const ready = !isClosing() && this.isReady() && (this.#aggregator?.isReady() ?? false);
-        send(ready ? 200 : 503, { ready, nodeId: this.nodeId, redis: this.broker.state, leading: this.leadingSources(), sources: this.#aggregator?.sourceStatus() ?? [] });
+        send(ready ? 200 : 503, {
+          ready,
+          nodeId: this.nodeId,
+          redis: this.broker.state,
+          leading: this.leadingSources(),
+          sources: this.#aggregator?.sourceStatus() ?? [],
+        });
         return true;
       }
       case '/api/stats':
@@ -224,7 +249,9 @@ export class ClusterMode {
         this.clusterStats().then((stats) => send(200, stats), unavailable);
         return true;
       case '/api/snapshot':
-        this.broker.snapshot(this.#service?.topics ?? []).then((snapshot) => send(200, snapshot), unavailable);
+        this.broker
+          .snapshot(this.#service?.topics ?? [])
+          .then((snapshot) => send(200, snapshot), unavailable);
         return true;
       default:
         return false;

@@ -76,7 +76,9 @@ export class Lease {
     this.#timer = null;
     if (wasLeading) {
       this.#options.onLost();
-      await runScript(this.#options.redis, RELEASE_LEASE, [this.#options.key], [this.#options.nodeId]).catch(() => {});
+      await runScript(this.#options.redis, RELEASE_LEASE, [this.#options.key], [this.#options.nodeId]).catch(
+        () => {},
+      );
     }
   }
 
@@ -109,7 +111,13 @@ export class Lease {
     const startedAt = this.#now();
     let held: boolean;
     try {
-      held = (await runScript(this.#options.redis, RENEW_LEASE, [this.#options.key], [this.#options.nodeId, this.#ttlMs])) === 1;
+      held =
+        (await runScript(
+          this.#options.redis,
+          RENEW_LEASE,
+          [this.#options.key],
+          [this.#options.nodeId, this.#ttlMs],
+        )) === 1;
       if (held) this.#lastRenewedAt = startedAt;
     } catch {
       // Unreachable: keep leading only while the lease cannot have expired yet.

@@ -23,7 +23,10 @@ export interface LeasedSourceOptions {
 }
 
 /** A source that runs `create()`'s source while this node holds the lease. `name`, `kind` and `topics` are its. */
-export function leasedSource(create: () => Source, options: LeasedSourceOptions): Source & { readonly lease: Lease } {
+export function leasedSource(
+  create: () => Source,
+  options: LeasedSourceOptions,
+): Source & { readonly lease: Lease } {
   const template = create();
   let current: Source | null = null;
   let context: SourceContext | null = null;

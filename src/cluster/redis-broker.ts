@@ -76,6 +76,8 @@ class TopicChannel {
   buffer: ChannelFrame[] | null = null;
   /** Reads waiting for local delivery to reach the position they read (see `RedisBroker.#awaitDelivered`). */
   waiters: Waiter[] = [];
+  /** A gap fill failed (Redis unreachable): `buffer` waits for the reconnection to retry it. */
+  gapPending = false;
   constructor(readonly topic: string) {}
 }
 
@@ -115,10 +117,15 @@ export class RedisBroker implements Broker {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       // Exponential backoff with full jitter, capped.
-      retryStrategy: (times) => Math.round(Math.random() * Math.min(maxDelay, 50 * 2 ** Math.min(times, 10))) + 20,
+      retryStrategy: (times) =>
+        Math.round(Math.random() * Math.min(maxDelay, 50 * 2 ** Math.min(times, 10))) + 20,
     };
     this.redis = new Redis(options.url, { ...common, connectionName: `citypulse:${this.nodeId}` });
-    this.#sub = new Redis(options.url, { ...common, connectionName: `citypulse-sub:${this.nodeId}`, autoResubscribe: true });
+    this.#sub = new Redis(options.url, {
+      ...common,
+      connectionName: `citypulse-sub:${this.nodeId}`,
+      autoResubscribe: true,
+    });
     for (const connection of [this.redis, this.#sub]) {
       connection.on('error', (error: Error) => this.#logger.debug({ err: error.message }, 'redis error'));
       connection.on('close', () => this.#onDown());
@@ -221,7 +228,9 @@ export class RedisBroker implements Broker {
    * The shared state of `topics` (`{ <topic>: { entities, seq, epoch } }`), read from Redis after every topic
    * with local subscribers is subscribed, so every frame after the returned `seq` reaches this node.
    */
-  async snapshot(topics: readonly string[]): Promise<Record<string, { entities: unknown[]; seq: number; epoch?: string }>> {
+  async snapshot(
+    topics: readonly string[],
+  ): Promise<Record<string, { entities: unknown[]; seq: number; epoch?: string }>> {
     const host = this.#host;
     await this.watch(host === null ? [] : topics.filter((t) => host.subscribers(t) > 0));
     const keys: string[] = [];
@@ -279,7 +288,8 @@ export class RedisBroker implements Broker {
 
   #watchOne(topic: string): Promise<void> {
     const channel = this.#channel(topic);
-    if (channel.state === 'active' || channel.state === 'subscribing') return channel.ready ?? Promise.resolve();
+    if (channel.state === 'active' || channel.state === 'subscribing')
+      return channel.ready ?? Promise.resolve();
     channel.state = 'subscribing';
     channel.buffer = [];
     const ready = channel.ops.then(async () => {
@@ -309,7 +319,8 @@ export class RedisBroker implements Broker {
     const host = this.#host;
     if (host === null) return;
     for (const channel of this.#topics.values()) {
-      if (channel.state !== 'active' || channel.buffer !== null || host.subscribers(channel.topic) > 0) continue;
+      if (channel.state !== 'active' || channel.buffer !== null || host.subscribers(channel.topic) > 0)
+        continue;
       channel.state = 'unsubscribing';
       channel.ready = null;
       channel.ops = channel.ops.then(async () => {
@@ -333,7 +344,8 @@ export class RedisBroker implements Broker {
       if (channelName !== this.globalKey('broadcast')) return;
       const space = message.indexOf(' ');
       // Our own broadcast was delivered locally already: drop the echo.
-      if (space > 0 && message.slice(0, space) !== this.nodeId) this.#host?.broadcast(message.slice(space + 1));
+      if (space > 0 && message.slice(0, space) !== this.nodeId)
+        this.#host?.broadcast(message.slice(space + 1));
       return;
     }
     const channel = this.#topics.get(topic);
@@ -342,7 +354,11 @@ export class RedisBroker implements Broker {
     const b = message.indexOf(' ', a + 1);
     const c = message.indexOf(' ', b + 1);
     if (a <= 0 || b <= a || c <= b) return;
-    const frame: ChannelFrame = { seq: Number(message.slice(0, a)), epoch: message.slice(a + 1, b), json: message.slice(c + 1) };
+    const frame: ChannelFrame = {
+      seq: Number(message.slice(0, a)),
+      epoch: message.slice(a + 1, b),
+      json: message.slice(c + 1),
+    };
     if (channel.buffer !== null) {
       if (channel.state === 'subscribing' || channel.state === 'active') channel.buffer.push(frame);
       return;
@@ -358,7 +374,10 @@ export class RedisBroker implements Broker {
       channel.epoch = frame.epoch;
     } else if (frame.epoch !== channel.epoch) {
       // The topic's stream restarted (Redis lost its data): clients need fresh snapshots of the new life.
-      this.#logger.warn({ topic: channel.topic, from: channel.epoch, to: frame.epoch }, 'topic epoch changed');
+      this.#logger.warn(
+        { topic: channel.topic, from: channel.epoch, to: frame.epoch },
+        'topic epoch changed',
+      );
       channel.epoch = frame.epoch;
       channel.lastSeq = 0;
       this.#host?.resync(channel.topic);
@@ -374,11 +393,22 @@ export class RedisBroker implements Broker {
     void this.#fillGap(channel);
   }
 
-  /** Reads the frames after `lastSeq` from the stream and delivers them, then what arrived meanwhile. */
+  /**
+   * Reads the frames after `lastSeq` from the stream and delivers them, then what arrived meanwhile. When Redis
+   * cannot be read, the buffered frames wait (`gapPending`) for the reconnection, which retries.
+   */
   async #fillGap(channel: TopicChannel): Promise<void> {
+    channel.gapPending = false;
     try {
-      const { epoch, seq, entries } = await this.#history(channel.topic, channel.lastSeq + 1, this.#historySize + 1);
-      if (channel.state !== 'active') return;
+      const { epoch, seq, entries } = await this.#history(
+        channel.topic,
+        channel.lastSeq + 1,
+        this.#historySize + 1,
+      );
+      if (channel.state !== 'active') {
+        this.#settle(channel);
+        return;
+      }
       if (epoch !== null && channel.epoch === null) {
         channel.epoch = epoch;
       } else if (epoch !== null && epoch !== channel.epoch) {
@@ -388,7 +418,10 @@ export class RedisBroker implements Broker {
       }
       const first = entries[0];
       if (first !== undefined && first.seq > channel.lastSeq + 1) {
-        this.#logger.warn({ topic: channel.topic, from: channel.lastSeq, to: first.seq }, 'gap beyond history: resync');
+        this.#logger.warn(
+          { topic: channel.topic, from: channel.lastSeq, to: first.seq },
+          'gap beyond history: resync',
+        );
         channel.lastSeq = first.seq - 1;
         this.#host?.resync(channel.topic);
       }
@@ -402,11 +435,15 @@ export class RedisBroker implements Broker {
         this.#host?.resync(channel.topic);
       }
     } catch (error) {
-      this.#logger.warn({ err: (error as Error).message, topic: channel.topic }, 'gap fill failed; retried on reconnect');
-    } finally {
-      this.#drain(channel);
-      this.#settle(channel);
+      this.#logger.warn(
+        { err: (error as Error).message, topic: channel.topic },
+        'gap fill failed; retried on reconnect',
+      );
+      channel.gapPending = true;
+      return;
     }
+    this.#drain(channel);
+    this.#settle(channel);
   }
 
   /**
@@ -416,7 +453,8 @@ export class RedisBroker implements Broker {
    */
   #awaitDelivered(topic: string, epoch: string, seq: number): Promise<void> {
     const channel = this.#topics.get(topic);
-    if (channel === undefined || channel.state !== 'active' || reached(channel, epoch, seq)) return Promise.resolve();
+    if (channel === undefined || channel.state !== 'active' || reached(channel, epoch, seq))
+      return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const done = (): void => {
         clearTimeout(nudge);
@@ -435,6 +473,8 @@ export class RedisBroker implements Broker {
         clearTimeout(nudge);
         reject(new Error(`delivery of ${topic} did not reach seq ${seq}`));
       }, 5000);
+      nudge.unref();
+      fail.unref();
       channel.waiters.push({ epoch, seq, resolve: done });
     });
   }
@@ -465,14 +505,31 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async #history(topic: string, fromSeq: number, count: number): Promise<{ epoch: string | null; seq: number; entries: LogEntry[] }> {
-    const reply = (await runScript(this.redis, HISTORY, [this.key(topic, 'meta'), this.key(topic, 'log')], [fromSeq, count])) as unknown[];
+  async #history(
+    topic: string,
+    fromSeq: number,
+    count: number,
+  ): Promise<{ epoch: string | null; seq: number; entries: LogEntry[] }> {
+    const reply = (await runScript(
+      this.redis,
+      HISTORY,
+      [this.key(topic, 'meta'), this.key(topic, 'log')],
+      [fromSeq, count],
+    )) as unknown[];
     const entries: LogEntry[] = [];
     for (let i = 2; i + 2 < reply.length; i += 3) {
       const id = String(reply[i]);
-      entries.push({ seq: Number(id.slice(0, id.indexOf('-'))), json: String(reply[i + 1]), at: Number(reply[i + 2]) });
+      entries.push({
+        seq: Number(id.slice(0, id.indexOf('-'))),
+        json: String(reply[i + 1]),
+        at: Number(reply[i + 2]),
+      });
     }
-    return { epoch: reply[0] === null || reply[0] === false ? null : String(reply[0]), seq: Number(reply[1]), entries };
+    return {
+      epoch: reply[0] === null || reply[0] === false ? null : String(reply[0]),
+      seq: Number(reply[1]),
+      entries,
+    };
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -491,10 +548,10 @@ export class RedisBroker implements Broker {
     this.#logger.info({}, 'redis connection back; catching up');
     // Frames published while the subscription was down were lost in flight: fill from the streams.
     for (const channel of this.#topics.values()) {
-      if (channel.state === 'active' && channel.buffer === null) {
-        channel.buffer = [];
-        void this.#fillGap(channel);
-      }
+      if (channel.state !== 'active') continue;
+      if (channel.buffer === null) channel.buffer = [];
+      else if (!channel.gapPending) continue; // a fill is running; it reads up to the current seq
+      void this.#fillGap(channel);
     }
     for (const listener of this.#readyListeners) listener();
   }
@@ -518,7 +575,8 @@ function entityChangeOf(data: unknown): { upserts: { id: string }[]; removes: st
   const u = upserts ?? [];
   const r = removes ?? [];
   if (!Array.isArray(u) || !Array.isArray(r)) return null;
-  if (!u.every((e) => typeof e === 'object' && e !== null && typeof (e as { id?: unknown }).id === 'string')) return null;
+  if (!u.every((e) => typeof e === 'object' && e !== null && typeof (e as { id?: unknown }).id === 'string'))
+    return null;
   if (!r.every((id) => typeof id === 'string')) return null;
   return { upserts: u as { id: string }[], removes: r as string[] };
 }

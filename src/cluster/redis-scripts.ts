@@ -116,7 +116,12 @@ return 0
 `);
 
 /** Runs `s` with EVALSHA, loading it with EVAL when Redis answers NOSCRIPT. */
-export async function runScript(redis: Redis, s: LuaScript, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+export async function runScript(
+  redis: Redis,
+  s: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
   try {
     return await redis.evalsha(s.sha, keys.length, ...keys, ...args);
   } catch (error) {

@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { DataAggregator } from '../aggregator/data-aggregator.js';
+import { DataAggregator, type DataAggregatorOptions } from '../aggregator/data-aggregator.js';
 import { createSimulator } from '../aggregator/simulator.js';
 import type { Source } from '../aggregator/source.js';
 import { DEFAULT_TOPICS, WS_PATH } from '../protocol.js';
@@ -40,6 +40,13 @@ export interface CityPulseServerOptions
   source?: 'simulator' | 'none';
   /** Sources to run instead of the built-in choice (from a config file, say). */
   sources?: readonly Source[];
+  /**
+   * Factories of the sources to run (instead of `sources`): in cluster mode a source is re-created when its lease
+   * moves to this node. `sourceFactoriesFromConfig(loadConfig(file))` gives these for a config file.
+   */
+  sourceFactories?: readonly (() => Source)[];
+  /** Aggregator settings: TTLs per topic, alert rules, sweep interval (from a config file, say). */
+  aggregator?: Pick<DataAggregatorOptions, 'ttlMs' | 'alerts' | 'sweepIntervalMs'>;
   /** Seed of the simulator. Default 42. */
   simulatorSeed?: number;
   /** Tick of the simulator. Default 1000. */
@@ -122,7 +129,8 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
           logger,
           now,
         });
-  const sourceFactories: (() => Source)[] =
+  const sourceFactories: readonly (() => Source)[] =
+    options.sourceFactories ??
     options.sources?.map((source) => () => source) ??
     (options.source === 'none'
       ? []
@@ -137,7 +145,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
   const sources =
     cluster === null ? sourceFactories.map((create) => create()) : cluster.leaseSources(sourceFactories);
   // [cluster] end
-  const aggregator = new DataAggregator({ topics, sources, now, logger });
+  const aggregator = new DataAggregator({ ...options.aggregator, topics, sources, now, logger });
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: maxPayloadBytes,
@@ -231,6 +239,9 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
       http.off('error', reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    await cluster?.close(); // [cluster] do not leak the Redis connections when the port is taken
+    throw error;
   });
   await aggregator.start();
   const port = (http.address() as AddressInfo).port;

@@ -7,6 +7,7 @@ import {
   ConfigError,
   createSourcesFromConfig,
   loadConfig,
+  sourceFactoriesFromConfig,
   validateConfig,
 } from '../../src/aggregator/config.js';
 
@@ -122,6 +123,10 @@ test('a valid config builds its sources; env references are expanded', () => {
       ['m', 'mqtt', ['airQuality']],
     ],
   );
+  const factories = sourceFactoriesFromConfig(config);
+  const [a, b] = [factories[1]?.(), factories[1]?.()];
+  assert.equal(a?.name, 'feed');
+  assert.notEqual(a, b, 'each call makes a fresh source');
 });
 
 test('loadConfig reports the file with the field, bad JSON and missing files', async (t) => {

@@ -1,7 +1,8 @@
 /**
  * Property: for any stream of source readings (upserts, removes, complete batches, invalid readings, ingest, TTL
  * expiry driven by an injected clock), a client that takes a topic snapshot at any point and folds every later
- * UPDATE/ALERT of that topic holds exactly `getTopicSnapshot()` after every step.
+ * UPDATE/ALERT of that topic holds exactly `getTopicSnapshot()` after every step, both with the pure fold of
+ * `src/aggregator/fold.ts` and with the client SDK's `TopicStore`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import fc from 'fast-check';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { applyFrame, fromSnapshot, toTopicState } from '../../src/aggregator/fold.js';
 import type { FoldedTopic } from '../../src/aggregator/fold.js';
+import { TopicStore, toEntityChange, toSnapshotContent } from '../../src/client/topic-store.js';
 import { ManualClock, PushSource, RecordingPublisher, accident, camera } from './helpers.js';
 
 const TOPICS = ['cameras', 'accidents'] as const;
@@ -88,14 +90,15 @@ test('snapshot + folded UPDATEs equal getSnapshot() after every step', () => {
       aggregator.attach(publisher);
       void aggregator.start();
       /** Clients: each joined at some point with a snapshot; `cursor` is the next published message to fold. */
-      const clients: { topic: Topic; state: FoldedTopic; cursor: number }[] = [];
+      // The same stream is also folded by the client SDK's TopicStore, which must agree.
+      const clients: { topic: Topic; state: FoldedTopic; store: TopicStore; cursor: number }[] = [];
       const join = (): void => {
-        for (const t of TOPICS)
-          clients.push({
-            topic: t,
-            state: fromSnapshot(aggregator.getTopicSnapshot(t)),
-            cursor: publisher.messages.length,
-          });
+        for (const t of TOPICS) {
+          const snapshot = aggregator.getTopicSnapshot(t);
+          const store = new TopicStore();
+          store.applySnapshot(toSnapshotContent(snapshot));
+          clients.push({ topic: t, state: fromSnapshot(snapshot), store, cursor: publisher.messages.length });
+        }
       };
       join();
       try {
@@ -131,8 +134,18 @@ test('snapshot + folded UPDATEs equal getSnapshot() after every step', () => {
               const result = applyFrame(client.state, { ...published.message, ...published.position });
               assert.ok(result.ok, `frame applies: ${JSON.stringify(result)}`);
               client.state = result.state;
+              const change =
+                published.message.type === 'UPDATE' ? toEntityChange(published.message.data) : null;
+              assert.equal(client.store.fold({ ...published.position, change }), 'applied');
             }
-            assert.deepEqual(toTopicState(client.state), aggregator.getTopicSnapshot(client.topic));
+            const expected = aggregator.getTopicSnapshot(client.topic);
+            assert.deepEqual(toTopicState(client.state), expected);
+            assert.deepEqual(
+              [...client.store.entities.values()],
+              expected.entities,
+              'client SDK TopicStore agrees',
+            );
+            assert.equal(client.store.seq, expected.seq);
           }
           for (const t of TOPICS) {
             const last = publisher.of(t).at(-1);
@@ -166,6 +179,9 @@ test('the fold refuses gaps, foreign epochs and malformed frames, and ignores du
     reason: 'malformed',
   });
   assert.deepEqual(applyFrame(base, update(3)), { ok: true, state: base });
+  assert.deepEqual(applyFrame(base, update(4, 'E', { upserts: 'x' })), { ok: false, reason: 'malformed' });
+  const raw = applyFrame(base, update(4, 'E', { anything: 'published raw' }));
+  assert.deepEqual(raw, { ok: true, state: { ...base, seq: 4 } }, 'a raw publish only advances seq');
   const applied = applyFrame(base, update(4));
   assert.ok(applied.ok);
   assert.equal(applied.state.entities.size, 0);

@@ -26,7 +26,7 @@ function recordingTimers(): Timers & { delays: number[] } {
 const TIMEOUT_MS = 4000;
 
 test('backoffDelay grows exponentially, is capped, and jitters within the upper half', () => {
-  const opts = { initialMs: 100, maxMs: 1000, multiplier: 2 };
+  const opts = { initialMs: 100, maxMs: 1000, factor: 2 };
   assert.deepEqual(
     [1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, opts, () => 0.999999)),
     [100, 200, 400, 800, 1000, 1000],
@@ -85,7 +85,7 @@ test('http-poll backs off exponentially on 500s, reports failing, then recovers'
     parser: createOpenMeteoWeatherParser(),
     intervalMs: 60_000,
     timeoutMs: TIMEOUT_MS,
-    backoff: { initialMs: 10, maxMs: 1000, multiplier: 3 },
+    backoff: { initialMs: 10, maxMs: 1000, factor: 3 },
     random: () => 0.999999,
     timers,
   });

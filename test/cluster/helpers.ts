@@ -9,7 +9,11 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
-import { createServer, type CityPulseServer, type CityPulseServerOptions } from '../../src/server/create-server.js';
+import {
+  createServer,
+  type CityPulseServer,
+  type CityPulseServerOptions,
+} from '../../src/server/create-server.js';
 
 /** The machine's shared Redis (never restarted by these tests). */
 export const REDIS_URL = process.env.CITYPULSE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -17,7 +21,12 @@ export const KEY = 'cluster-test-key-0123456789';
 
 /** Whether a Redis answers at `url` (tests skip when none does). */
 export async function redisUp(url = REDIS_URL): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   redis.on('error', () => {});
   try {
     await redis.connect();
@@ -88,10 +97,28 @@ export interface NodeProcess {
 }
 
 /** Starts a node process and waits for the line telling its port (bounded). */
-export async function startNodeProcess(t: TestContext, args: readonly string[], timeoutMs = 60_000): Promise<NodeProcess> {
+export async function startNodeProcess(
+  t: TestContext,
+  args: readonly string[],
+  timeoutMs = 60_000,
+): Promise<NodeProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', '--max-connections-per-ip', '10000', ...args],
+    [
+      '--import',
+      'tsx',
+      'src/cli.ts',
+      'serve',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+      '--max-connections-per-ip',
+      '10000',
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -105,7 +132,10 @@ export async function startNodeProcess(t: TestContext, args: readonly string[], 
   });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`node did not start within ${timeoutMs} ms: ${err}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`node did not start within ${timeoutMs} ms: ${err}`)),
+      timeoutMs,
+    );
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
       const match = /serving on http:\/\/[^:]+:(\d+)/.exec(out);
@@ -119,7 +149,14 @@ export async function startNodeProcess(t: TestContext, args: readonly string[], 
       reject(new Error(`node exited with ${code}: ${err}`));
     });
   });
-  return { port, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`, child, exited, stderr: () => err };
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    child,
+    exited,
+    stderr: () => err,
+  };
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -149,9 +186,13 @@ export class ThrowawayRedis {
 
   /** Starts it (again) and waits until it answers (bounded). */
   async restart(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      {
+        stdio: 'ignore',
+      },
+    );
     this.#child = child;
     const deadline = Date.now() + 10_000;
     while (!(await redisUp(this.url))) {
@@ -176,7 +217,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` every 25 ms until it holds, failing after `ms`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  ms = 15_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -230,7 +275,9 @@ export class RecordingClient {
       this.frames.push(frame);
       if (frame.type === 'SNAPSHOT' && frame.topic === undefined) {
         sawSnapshot = true;
-        for (const [topic, state] of Object.entries((frame.data ?? {}) as Record<string, { seq: number; epoch?: string }>)) {
+        for (const [topic, state] of Object.entries(
+          (frame.data ?? {}) as Record<string, { seq: number; epoch?: string }>,
+        )) {
           if (this.topics.includes(topic)) this.position.set(topic, { epoch: state.epoch, seq: state.seq });
         }
       } else if (frame.type === 'SNAPSHOT' && frame.topic !== undefined) {
@@ -295,7 +342,11 @@ export class RecordingClient {
 
 /** Asserts that `list` is exactly `from..to`. */
 export function assertRange(list: readonly number[], from: number, to: number, what: string): void {
-  assert.equal(list.length, Math.max(0, to - from + 1), `${what}: ${list.length} frames, expected ${to - from + 1}`);
+  assert.equal(
+    list.length,
+    Math.max(0, to - from + 1),
+    `${what}: ${list.length} frames, expected ${to - from + 1}`,
+  );
   for (let i = 0; i < list.length; i++) assert.equal(list[i], from + i, `${what}: position ${i}`);
 }
 

@@ -25,8 +25,16 @@ function client(t: TestContext, url: string): TestClient {
 
 async function publishChanges(node: CityPulseServer, from: number, count: number): Promise<void> {
   for (let i = from; i < from + count; i++) {
-    const data = { upserts: [{ ...camera(`cam-${i % 30}`, i), source: 'test' }], removes: i % 9 === 8 ? [`cam-${(i + 7) % 30}`] : [] };
-    await node.service.publish(TOPIC, { type: 'UPDATE', topic: TOPIC, data, timestamp: new Date().toISOString() });
+    const data = {
+      upserts: [{ ...camera(`cam-${i % 30}`, i), source: 'test' }],
+      removes: i % 9 === 8 ? [`cam-${(i + 7) % 30}`] : [],
+    };
+    await node.service.publish(TOPIC, {
+      type: 'UPDATE',
+      topic: TOPIC,
+      data,
+      timestamp: new Date().toISOString(),
+    });
   }
 }
 
@@ -46,7 +54,11 @@ async function twoNodes(t: TestContext, historySize?: number): Promise<[CityPuls
 }
 
 /** Connects to `node` subscribed to the topic and folds up to the topic's current seq. */
-async function foldOn(t: TestContext, node: CityPulseServer, target: number): Promise<{ c: TestClient; fold: StrictFold }> {
+async function foldOn(
+  t: TestContext,
+  node: CityPulseServer,
+  target: number,
+): Promise<{ c: TestClient; fold: StrictFold }> {
   const c = client(t, `${node.wsUrl}?topics=${TOPIC}`);
   assert.equal((await c.next()).type, 'CONNECTED');
   const snapshot = await c.next();
@@ -57,71 +69,82 @@ async function foldOn(t: TestContext, node: CityPulseServer, target: number): Pr
 }
 
 for (const how of ['query', 'message'] as const) {
-  test(`resume by ${how} on another node while publishing continues: missed frames, then live, state converges`, { skip: !up && 'no Redis', timeout: 60_000 }, async (t) => {
-    const [a, b] = await twoNodes(t);
-    await publishChanges(a, 0, 10);
-    const { c, fold } = await foldOn(t, a, 10);
-    c.ws.close();
-    await c.closed;
-    await publishChanges(b, 10, 300);
-    assert.ok(!(b.service.broker as RedisBroker).activeTopics().includes(TOPIC), 'b listens to nothing yet');
+  test(
+    `resume by ${how} on another node while publishing continues: missed frames, then live, state converges`,
+    { skip: !up && 'no Redis', timeout: 60_000 },
+    async (t) => {
+      const [a, b] = await twoNodes(t);
+      await publishChanges(a, 0, 10);
+      const { c, fold } = await foldOn(t, a, 10);
+      c.ws.close();
+      await c.closed;
+      await publishChanges(b, 10, 300);
+      assert.ok(
+        !(b.service.broker as RedisBroker).activeTopics().includes(TOPIC),
+        'b listens to nothing yet',
+      );
 
-    const { epoch, seq } = fold.comparable();
-    const c2 = client(t, how === 'query' ? `${b.wsUrl}?resume=${TOPIC}:${epoch}:${seq}` : b.wsUrl);
-    assert.equal((await c2.next()).type, 'CONNECTED');
-    assert.equal((await c2.next()).type, 'SNAPSHOT');
-    if (how === 'message') c2.send({ type: 'resume', topics: { [TOPIC]: { epoch, seq } } });
-    // Publishing goes on, from both nodes, while b subscribes and reads history.
-    const more = Promise.all([publishChanges(a, 1000, 40), publishChanges(b, 2000, 40)]);
-    if (how === 'message') assert.equal((await c2.next()).type, 'SUBSCRIBED');
-    let recovered = 0;
-    let sawLive = false;
-    await more;
-    const target = (await shared(a)).seq;
-    assert.equal(target, 390);
-    while ((fold.state?.seq ?? 0) < target) {
-      const frame = await c2.next();
-      assert.ok(isTopicFrame(frame), JSON.stringify(frame).slice(0, 200));
-      if ((frame as { recovered?: boolean }).recovered === true) {
-        assert.ok(!sawLive, 'recovered after live');
-        recovered++;
-      } else sawLive = true;
-      fold.apply(frame);
-    }
-    assert.ok(recovered >= 300, `recovered ${recovered}`);
-    c2.send({ type: 'ping' });
-    assert.equal((await c2.next()).type, 'PONG', 'nothing more (no duplicate)');
-    assert.deepEqual(fold.comparable(), comparableState(await shared(b)));
-  });
+      const { epoch, seq } = fold.comparable();
+      const c2 = client(t, how === 'query' ? `${b.wsUrl}?resume=${TOPIC}:${epoch}:${seq}` : b.wsUrl);
+      assert.equal((await c2.next()).type, 'CONNECTED');
+      assert.equal((await c2.next()).type, 'SNAPSHOT');
+      if (how === 'message') c2.send({ type: 'resume', topics: { [TOPIC]: { epoch, seq } } });
+      // Publishing goes on, from both nodes, while b subscribes and reads history.
+      const more = Promise.all([publishChanges(a, 1000, 40), publishChanges(b, 2000, 40)]);
+      if (how === 'message') assert.equal((await c2.next()).type, 'SUBSCRIBED');
+      let recovered = 0;
+      let sawLive = false;
+      await more;
+      const target = (await shared(a)).seq;
+      assert.equal(target, 390);
+      while ((fold.state?.seq ?? 0) < target) {
+        const frame = await c2.next();
+        assert.ok(isTopicFrame(frame), JSON.stringify(frame).slice(0, 200));
+        if ((frame as { recovered?: boolean }).recovered === true) {
+          assert.ok(!sawLive, 'recovered after live');
+          recovered++;
+        } else sawLive = true;
+        fold.apply(frame);
+      }
+      assert.ok(recovered >= 300, `recovered ${recovered}`);
+      c2.send({ type: 'ping' });
+      assert.equal((await c2.next()).type, 'PONG', 'nothing more (no duplicate)');
+      assert.deepEqual(fold.comparable(), comparableState(await shared(b)));
+    },
+  );
 }
 
-test('across nodes: past the history a fresh snapshot from Redis; another epoch is never trusted', { skip: !up && 'no Redis', timeout: 60_000 }, async (t) => {
-  const [a, b] = await twoNodes(t, 20);
-  await publishChanges(a, 0, 5);
-  const { c, fold } = await foldOn(t, a, 5);
-  c.ws.close();
-  await c.closed;
-  await publishChanges(a, 5, 200);
-  const old = fold.comparable();
-  for (const epoch of [old.epoch, 'another-epoch']) {
-    const c2 = client(t, `${b.wsUrl}?resume=${TOPIC}:${epoch}:${old.seq}`);
-    assert.equal((await c2.next()).type, 'CONNECTED');
-    assert.equal((await c2.next()).type, 'SNAPSHOT');
-    const snapshot = await c2.next();
-    assert.equal(snapshot.type, 'SNAPSHOT');
-    assert.equal((snapshot as { topic?: string }).topic, TOPIC);
-    assert.equal((snapshot as { recovered?: boolean }).recovered, false);
-    assert.equal((snapshot as { seq?: number }).seq, (await shared(a)).seq);
-    const fresh = new StrictFold(TOPIC);
-    fresh.snapshot(snapshot.data);
-    assert.deepEqual(fresh.comparable(), comparableState(await shared(a)));
-    await publishChanges(a, 500, 3);
-    const target = (await shared(a)).seq;
-    while ((fresh.state?.seq ?? 0) < target) fresh.apply(await c2.next(isTopicFrame));
-    await sleep(50);
-    c2.send({ type: 'ping' });
-    assert.equal((await c2.next()).type, 'PONG');
-    c2.ws.close();
-    await c2.closed;
-  }
-});
+test(
+  'across nodes: past the history a fresh snapshot from Redis; another epoch is never trusted',
+  { skip: !up && 'no Redis', timeout: 60_000 },
+  async (t) => {
+    const [a, b] = await twoNodes(t, 20);
+    await publishChanges(a, 0, 5);
+    const { c, fold } = await foldOn(t, a, 5);
+    c.ws.close();
+    await c.closed;
+    await publishChanges(a, 5, 200);
+    const old = fold.comparable();
+    for (const epoch of [old.epoch, 'another-epoch']) {
+      const c2 = client(t, `${b.wsUrl}?resume=${TOPIC}:${epoch}:${old.seq}`);
+      assert.equal((await c2.next()).type, 'CONNECTED');
+      assert.equal((await c2.next()).type, 'SNAPSHOT');
+      const snapshot = await c2.next();
+      assert.equal(snapshot.type, 'SNAPSHOT');
+      assert.equal((snapshot as { topic?: string }).topic, TOPIC);
+      assert.equal((snapshot as { recovered?: boolean }).recovered, false);
+      assert.equal((snapshot as { seq?: number }).seq, (await shared(a)).seq);
+      const fresh = new StrictFold(TOPIC);
+      fresh.snapshot(snapshot.data);
+      assert.deepEqual(fresh.comparable(), comparableState(await shared(a)));
+      await publishChanges(a, 500, 3);
+      const target = (await shared(a)).seq;
+      while ((fresh.state?.seq ?? 0) < target) fresh.apply(await c2.next(isTopicFrame));
+      await sleep(50);
+      c2.send({ type: 'ping' });
+      assert.equal((await c2.next()).type, 'PONG');
+      c2.ws.close();
+      await c2.closed;
+    }
+  },
+);

@@ -232,10 +232,12 @@ test('the page loads and shows every topic from the snapshot', async (t) => {
     .evaluate((el) => getComputedStyle(el).backgroundColor);
   assert.equal(background, 'rgb(255, 77, 79)');
 
-  // Status bar: every topic has an age.
-  for (const topic of ['cameras', 'weather', 'accidents', 'airQuality']) {
-    assert.notEqual(await page.getByTestId(`age-${topic}`).textContent(), '—', topic);
-  }
+  // Status bar: every topic gets an age (the bar refreshes once a second, so wait for its next tick).
+  await page.waitForFunction(
+    (topics) => topics.every((topic) => document.querySelector(`[data-testid="age-${topic}"]`)?.textContent !== '—'),
+    ['cameras', 'weather', 'accidents', 'airQuality'],
+    { timeout: 3000 },
+  );
   assert.deepEqual(pageErrors, []);
   assert.deepEqual([...origins], [server.url], 'everything is served by the gateway itself (no CDN)');
 });

@@ -45,11 +45,23 @@ export class StrictFold {
   /** The folded state as a comparable value: entities by id, seq and epoch. */
   comparable(): { entities: Record<string, unknown>; seq: number; epoch: string | undefined } {
     assert.ok(this.state !== null);
-    return { entities: Object.fromEntries(this.state.entities), seq: this.state.seq, epoch: this.state.epoch };
+    return {
+      entities: Object.fromEntries(this.state.entities),
+      seq: this.state.seq,
+      epoch: this.state.epoch,
+    };
   }
 }
 
 /** A server topic state as a comparable value (see {@link StrictFold.comparable}). */
-export function comparableState(state: TopicState): { entities: Record<string, unknown>; seq: number; epoch: string | undefined } {
-  return { entities: Object.fromEntries(state.entities.map((e) => [e.id, e])), seq: state.seq, epoch: state.epoch };
+export function comparableState(state: TopicState): {
+  entities: Record<string, unknown>;
+  seq: number;
+  epoch: string | undefined;
+} {
+  return {
+    entities: Object.fromEntries(state.entities.map((e) => [e.id, e])),
+    seq: state.seq,
+    epoch: state.epoch,
+  };
 }

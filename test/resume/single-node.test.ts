@@ -37,7 +37,10 @@ function isTopicFrame(m: ServerMessage): boolean {
 }
 
 /** Connects subscribed to the topic, folds its snapshot and returns the client and the fold. */
-async function connectAndFold(t: TestContext, server: CityPulseServer): Promise<{ c: TestClient; fold: StrictFold }> {
+async function connectAndFold(
+  t: TestContext,
+  server: CityPulseServer,
+): Promise<{ c: TestClient; fold: StrictFold }> {
   const c = client(t, `${server.wsUrl}?topics=${TOPIC}`);
   assert.equal((await c.next()).type, 'CONNECTED');
   const snapshot = await c.next();
@@ -48,7 +51,12 @@ async function connectAndFold(t: TestContext, server: CityPulseServer): Promise<
 }
 
 /** Takes frames until the fold reaches `seq`, asserting each is a topic frame with the given `recovered` marker. */
-async function foldUntil(c: TestClient, fold: StrictFold, seq: number, recovered: true | undefined): Promise<void> {
+async function foldUntil(
+  c: TestClient,
+  fold: StrictFold,
+  seq: number,
+  recovered: true | undefined,
+): Promise<void> {
   while ((fold.state?.seq ?? 0) < seq) {
     const frame = await c.next();
     assert.ok(isTopicFrame(frame), `expected a ${TOPIC} frame, got ${JSON.stringify(frame).slice(0, 200)}`);
@@ -98,7 +106,10 @@ test('resume with ?resume= after 1000 missed UPDATEs: exactly the missed frames,
   publishChanges(server, 1008, 25);
   await foldUntil(c2, fold, server.service.position(TOPIC).seq, undefined);
   await assertNothingMore(c2);
-  assert.deepEqual(fold.seqs, Array.from({ length: fold.seqs.length }, (_, i) => (fold.seqs[0] as number) + i));
+  assert.deepEqual(
+    fold.seqs,
+    Array.from({ length: fold.seqs.length }, (_, i) => (fold.seqs[0] as number) + i),
+  );
   assert.deepEqual(fold.comparable(), comparableState(server.aggregator.getTopicSnapshot(TOPIC)));
 });
 
@@ -158,7 +169,10 @@ test('past the history (historySize 50) a resume gets a fresh per-topic SNAPSHOT
   publishChanges(server, 5, 200);
 
   for (const how of ['query', 'message'] as const) {
-    const c2 = client(t, how === 'query' ? `${server.wsUrl}?resume=${TOPIC}:${old.epoch}:${old.seq}` : server.wsUrl);
+    const c2 = client(
+      t,
+      how === 'query' ? `${server.wsUrl}?resume=${TOPIC}:${old.epoch}:${old.seq}` : server.wsUrl,
+    );
     assert.equal((await c2.next()).type, 'CONNECTED');
     assert.equal((await c2.next()).type, 'SNAPSHOT');
     if (how === 'message') {

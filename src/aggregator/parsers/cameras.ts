@@ -13,7 +13,7 @@ import { representativePoint } from './geometry.js';
 import { applyMapping, translate } from './mapping.js';
 import type { FieldMapping } from './mapping.js';
 import type { FeedParser } from './types.js';
-import { FeedFormatError, compact, getPath, isObject, toId, toNumber } from './types.js';
+import { FeedFormatError, compact, getPath, isRecord, toId, toNumber } from './types.js';
 
 /** Options of {@link createCameraListParser}. */
 export interface CameraListOptions extends Partial<FieldMapping> {
@@ -61,9 +61,9 @@ export function createCameraListParser(options: CameraListOptions = {}): FeedPar
     topic: 'cameras',
     parse(body: unknown): SourceBatch {
       let records: { record: unknown; geometry?: unknown; featureId?: unknown }[];
-      if (isObject(body) && body.type === 'FeatureCollection' && Array.isArray(body.features)) {
+      if (isRecord(body) && body.type === 'FeatureCollection' && Array.isArray(body.features)) {
         records = body.features
-          .filter(isObject)
+          .filter(isRecord)
           .map((f) => ({ record: f.properties ?? {}, geometry: f.geometry, featureId: f.id }));
       } else {
         const items = options.itemsPath === undefined ? body : getPath(body, options.itemsPath);

@@ -13,7 +13,7 @@ import { featuresOf, representativePoint } from './geometry.js';
 import { applyMapping } from './mapping.js';
 import type { FieldMapping } from './mapping.js';
 import type { FeedParser } from './types.js';
-import { compact, isObject, toId } from './types.js';
+import { compact, isRecord, toId } from './types.js';
 
 /** Options of {@link createGeoJsonParser}. Field paths are relative to the feature's `properties`. */
 export interface GeoJsonOptions extends FieldMapping {
@@ -32,7 +32,7 @@ export function createGeoJsonParser(options: GeoJsonOptions): FeedParser {
     topic: options.topic,
     parse(body: unknown): SourceBatch {
       const upserts = featuresOf(body).map((feature) => {
-        const properties = isObject(feature.properties) ? feature.properties : {};
+        const properties = isRecord(feature.properties) ? feature.properties : {};
         const mapped = applyMapping(properties, options);
         const id = toId(mapped.id) ?? toId(feature.id);
         const { lat, lon, ...rest } = mapped;

@@ -4,7 +4,7 @@
  * @module
  */
 import type { GeoPoint } from '../../topics.js';
-import { FeedFormatError, isObject, toNumber } from './types.js';
+import { FeedFormatError, isRecord, toNumber } from './types.js';
 
 function position(value: unknown): GeoPoint | undefined {
   if (!Array.isArray(value)) return undefined;
@@ -35,7 +35,7 @@ function centroid(ring: unknown): GeoPoint | undefined {
  * polygon's outer ring; the first member of a Multi* or GeometryCollection. `undefined` for null or bad input.
  */
 export function representativePoint(geometry: unknown): GeoPoint | undefined {
-  if (!isObject(geometry)) return undefined;
+  if (!isRecord(geometry)) return undefined;
   const coordinates = geometry.coordinates;
   switch (geometry.type) {
     case 'Point':
@@ -60,8 +60,8 @@ export function representativePoint(geometry: unknown): GeoPoint | undefined {
 
 /** The features of a GeoJSON FeatureCollection; throws `FeedFormatError` when `body` is not one. */
 export function featuresOf(body: unknown): Record<string, unknown>[] {
-  if (!isObject(body) || body.type !== 'FeatureCollection' || !Array.isArray(body.features)) {
+  if (!isRecord(body) || body.type !== 'FeatureCollection' || !Array.isArray(body.features)) {
     throw new FeedFormatError('not a GeoJSON FeatureCollection');
   }
-  return body.features.filter(isObject);
+  return body.features.filter(isRecord);
 }

@@ -10,7 +10,7 @@
 import type { ExternalAlert, ExternalAlertSeverity, SourceBatch } from '../source.js';
 import { featuresOf } from './geometry.js';
 import type { FeedParser } from './types.js';
-import { compact, isObject, toIso } from './types.js';
+import { compact, isRecord, toIso } from './types.js';
 
 const SEVERITIES: readonly ExternalAlertSeverity[] = ['Extreme', 'Severe', 'Moderate', 'Minor', 'Unknown'];
 
@@ -22,7 +22,7 @@ export function createNwsAlertsParser(): FeedParser {
     parse(body: unknown): SourceBatch {
       const alerts: ExternalAlert[] = [];
       for (const feature of featuresOf(body)) {
-        const p = isObject(feature.properties) ? feature.properties : {};
+        const p = isRecord(feature.properties) ? feature.properties : {};
         if (p.status !== 'Actual' || p.messageType === 'Cancel') continue;
         const id = typeof p.id === 'string' ? p.id : typeof feature.id === 'string' ? feature.id : undefined;
         if (id === undefined || typeof p.event !== 'string') continue;

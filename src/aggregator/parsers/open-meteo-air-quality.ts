@@ -11,7 +11,7 @@ import type { SourceBatch } from '../source.js';
 import { openMeteoLocations, openMeteoTime } from './open-meteo-weather.js';
 import type { OpenMeteoLocation } from './open-meteo-weather.js';
 import type { FeedParser } from './types.js';
-import { FeedFormatError, compact, isObject, toNumber } from './types.js';
+import { FeedFormatError, compact, isRecord, toNumber } from './types.js';
 
 /** Options of {@link createOpenMeteoAirQualityParser}. */
 export interface OpenMeteoAirQualityOptions {
@@ -27,7 +27,7 @@ export function createOpenMeteoAirQualityParser(options: OpenMeteoAirQualityOpti
     parse(body: unknown): SourceBatch {
       const upserts = openMeteoLocations(body).map((item, i) => {
         const current = item.current;
-        if (!isObject(current))
+        if (!isRecord(current))
           throw new FeedFormatError('Open-Meteo air-quality response has no "current" block');
         const lat = toNumber(item.latitude) as number;
         const lon = toNumber(item.longitude) as number;

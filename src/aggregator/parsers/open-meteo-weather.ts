@@ -9,7 +9,7 @@
 import type { SourceBatch } from '../source.js';
 import { wmoCondition } from '../wmo.js';
 import type { FeedParser, ParseContext } from './types.js';
-import { FeedFormatError, compact, isObject, toNumber } from './types.js';
+import { FeedFormatError, compact, isRecord, toNumber } from './types.js';
 
 /** Names for the locations of the request, in request order. */
 export interface OpenMeteoLocation {
@@ -38,7 +38,7 @@ export function openMeteoTime(time: unknown, utcOffsetSeconds: unknown): string 
 /** The locations of a response: an object for one, an array for several. */
 export function openMeteoLocations(body: unknown): Record<string, unknown>[] {
   const list = Array.isArray(body) ? body : [body];
-  if (list.length === 0 || !list.every(isObject))
+  if (list.length === 0 || !list.every(isRecord))
     throw new FeedFormatError('not an Open-Meteo response (object or array of objects)');
   for (const item of list) {
     if (toNumber(item.latitude) === undefined || toNumber(item.longitude) === undefined) {
@@ -75,8 +75,8 @@ function reading(
   const named = options.locations?.[index];
   const id = named?.id ?? `open-meteo:${lat.toFixed(3)},${lon.toFixed(3)}`;
   const name = named?.name ?? `Open-Meteo ${lat.toFixed(3)}, ${lon.toFixed(3)}`;
-  const current = isObject(item.current) ? item.current : undefined;
-  const units = isObject(item.current_units) ? item.current_units : {};
+  const current = isRecord(item.current) ? item.current : undefined;
+  const units = isRecord(item.current_units) ? item.current_units : {};
   if (current !== undefined) {
     const code = toNumber(current.weather_code ?? current.weathercode);
     return compact({
@@ -93,10 +93,10 @@ function reading(
       updatedAt: openMeteoTime(current.time, item.utc_offset_seconds),
     });
   }
-  const legacy = isObject(item.current_weather) ? item.current_weather : undefined;
+  const legacy = isRecord(item.current_weather) ? item.current_weather : undefined;
   if (legacy === undefined)
     throw new FeedFormatError('Open-Meteo response has neither "current" nor "current_weather"');
-  const legacyUnits = isObject(item.current_weather_units) ? item.current_weather_units : {};
+  const legacyUnits = isRecord(item.current_weather_units) ? item.current_weather_units : {};
   const code = toNumber(legacy.weathercode ?? legacy.weather_code);
   return compact({
     id,

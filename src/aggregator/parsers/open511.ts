@@ -10,7 +10,7 @@
 import type { SourceBatch } from '../source.js';
 import { representativePoint } from './geometry.js';
 import type { FeedParser } from './types.js';
-import { FeedFormatError, compact, isObject, toId, toIso } from './types.js';
+import { FeedFormatError, compact, isRecord, toId, toIso } from './types.js';
 
 /** Options of {@link createOpen511Parser}. */
 export interface Open511Options {
@@ -43,15 +43,15 @@ export function createOpen511Parser(options: Open511Options = {}): FeedParser {
     format: 'open511',
     topic: 'accidents',
     parse(body: unknown): SourceBatch {
-      if (!isObject(body) || !Array.isArray(body.events))
+      if (!isRecord(body) || !Array.isArray(body.events))
         throw new FeedFormatError('not an Open511 response: no "events" array');
       const upserts: unknown[] = [];
       for (const event of body.events) {
-        if (!isObject(event) || event.status === 'ARCHIVED') continue;
+        if (!isRecord(event) || event.status === 'ARCHIVED') continue;
         if (options.eventTypes !== undefined && !options.eventTypes.includes(String(event.event_type)))
           continue;
         const subtypes = Array.isArray(event.event_subtypes) ? event.event_subtypes : [];
-        const roads = Array.isArray(event.roads) ? event.roads.filter(isObject) : [];
+        const roads = Array.isArray(event.roads) ? event.roads.filter(isRecord) : [];
         const names = roads
           .map((r) => r.name)
           .filter((n): n is string => typeof n === 'string' && n.length > 0);

@@ -11,7 +11,7 @@ import { aqiCategory } from '../../topics.js';
 import { stationAqi } from '../aqi.js';
 import type { SourceBatch } from '../source.js';
 import type { FeedParser } from './types.js';
-import { FeedFormatError, compact, isObject, toId, toIso, toNumber } from './types.js';
+import { FeedFormatError, compact, isRecord, toId, toIso, toNumber } from './types.js';
 
 /** Parameters the entity carries (OpenAQ parameter names). */
 export type OpenAqParameter = 'pm25' | 'pm10' | 'no2' | 'o3';
@@ -42,11 +42,11 @@ export function createOpenAqParser(options: OpenAqOptions): FeedParser {
     format: 'openaq-v3-latest',
     topic: 'airQuality',
     parse(body: unknown): SourceBatch {
-      if (!isObject(body) || !Array.isArray(body.results))
+      if (!isRecord(body) || !Array.isArray(body.results))
         throw new FeedFormatError('not an OpenAQ v3 response: no "results" array');
       const stations = new Map<string, Station>();
       for (const result of body.results) {
-        if (!isObject(result)) continue;
+        if (!isRecord(result)) continue;
         const locationId = toId(result.locationsId);
         const sensorId = toId(result.sensorsId);
         const parameter =
@@ -54,13 +54,13 @@ export function createOpenAqParser(options: OpenAqOptions): FeedParser {
         if (locationId === undefined || parameter === undefined) continue;
         const station = stations.get(locationId) ?? { values: {} };
         stations.set(locationId, station);
-        const coordinates = isObject(result.coordinates) ? result.coordinates : {};
+        const coordinates = isRecord(result.coordinates) ? result.coordinates : {};
         station.lat ??= toNumber(coordinates.latitude);
         station.lon ??= toNumber(coordinates.longitude);
         const value = toNumber(result.value);
         // A negative value is OpenAQ's "invalid" marker from some providers; leave it out.
         if (value !== undefined && value >= 0) station.values[parameter] = value;
-        const at = toIso(isObject(result.datetime) ? result.datetime.utc : undefined);
+        const at = toIso(isRecord(result.datetime) ? result.datetime.utc : undefined);
         if (at !== undefined && (station.latest === undefined || at > station.latest)) station.latest = at;
       }
       const upserts = [...stations].map(([locationId, s]) => {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isRecord } from '../json.js';
 import type { SourceBatch } from '../source.js';
 
 /** What a parser may know about the moment it runs. */
@@ -30,10 +31,7 @@ export class FeedFormatError extends Error {
   override readonly name = 'FeedFormatError';
 }
 
-/** Whether `value` is a plain JSON object. */
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isRecord } from '../json.js';
 
 /** A finite number, or a numeric string turned into one; otherwise `undefined`. */
 export function toNumber(value: unknown): number | undefined {
@@ -64,7 +62,7 @@ export function getPath(value: unknown, path: string): unknown {
   let current: unknown = value;
   for (const part of path.split('.')) {
     if (Array.isArray(current)) current = current[Number(part)];
-    else if (isObject(current)) current = current[part];
+    else if (isRecord(current)) current = current[part];
     else return undefined;
   }
   return current;

@@ -14,7 +14,7 @@
 import type { SourceBatch } from '../source.js';
 import { featuresOf, representativePoint } from './geometry.js';
 import type { FeedParser, ParseContext } from './types.js';
-import { compact, isObject, toId, toIso } from './types.js';
+import { compact, isRecord, toId, toIso } from './types.js';
 
 /** Options of {@link createWzdxParser}. */
 export interface WzdxOptions {
@@ -47,8 +47,8 @@ export function createWzdxParser(options: WzdxOptions = {}): FeedParser {
     parse(body: unknown, context: ParseContext): SourceBatch {
       const upserts: unknown[] = [];
       for (const feature of featuresOf(body)) {
-        const p = isObject(feature.properties) ? feature.properties : {};
-        const core = isObject(p.core_details) ? p.core_details : {};
+        const p = isRecord(feature.properties) ? feature.properties : {};
+        const core = isRecord(p.core_details) ? p.core_details : {};
         const start = toIso(p.start_date);
         const end = toIso(p.end_date);
         const now = new Date(context.now).toISOString();
@@ -61,7 +61,7 @@ export function createWzdxParser(options: WzdxOptions = {}): FeedParser {
         const roads = Array.isArray(core.road_names)
           ? core.road_names.filter((r): r is string => typeof r === 'string')
           : [];
-        const lanes = Array.isArray(p.lanes) ? p.lanes.filter(isObject) : [];
+        const lanes = Array.isArray(p.lanes) ? p.lanes.filter(isRecord) : [];
         const kind = kindOf(core.event_type);
         const roadName = roads.length > 0 ? roads.join(' / ') : undefined;
         const direction =

@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
+import { isRecord } from '../json.js';
 import type { Source, SourceContext } from '../source.js';
 
 /** Options of {@link createMqttSource}. */
@@ -59,10 +60,6 @@ export function mqttTopicMatches(filter: string, topic: string): boolean {
     if (level !== '+' && level !== t[i]) return false;
   }
   return f.length === t.length;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 class MqttSource implements Source {

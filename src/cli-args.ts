@@ -81,7 +81,13 @@ export function parseServeArgs(
   env: NodeJS.ProcessEnv,
 ):
   | { help: true }
-  | { help: false; options: CityPulseServerOptions; logLevel: LogLevel; metrics: boolean; configFile?: string } {
+  | {
+      help: false;
+      options: CityPulseServerOptions;
+      logLevel: LogLevel;
+      metrics: boolean;
+      configFile?: string;
+    } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -200,13 +206,23 @@ export function parseServeArgs(
 
 /** [cluster] `--redis`, `--redis-prefix`, `--node-id`, `--history-size` as server options. */
 function clusterOptions(
-  values: { redis?: string; 'redis-prefix'?: string; 'node-id'?: string; 'history-size'?: string; 'lease-ttl'?: string },
+  values: {
+    redis?: string;
+    'redis-prefix'?: string;
+    'node-id'?: string;
+    'history-size'?: string;
+    'lease-ttl'?: string;
+  },
   env: NodeJS.ProcessEnv,
 ): Pick<CityPulseServerOptions, 'redisUrl' | 'redisKeyPrefix' | 'nodeId' | 'historySize' | 'leaseTtlMs'> {
-  const out: Pick<CityPulseServerOptions, 'redisUrl' | 'redisKeyPrefix' | 'nodeId' | 'historySize' | 'leaseTtlMs'> = {};
+  const out: Pick<
+    CityPulseServerOptions,
+    'redisUrl' | 'redisKeyPrefix' | 'nodeId' | 'historySize' | 'leaseTtlMs'
+  > = {};
   const redisUrl = values.redis ?? env.CITYPULSE_REDIS_URL;
   if (redisUrl !== undefined && redisUrl !== '') {
-    if (!/^rediss?:\/\//.test(redisUrl)) throw new UsageError(`--redis must be a redis:// URL, got "${redisUrl}"`);
+    if (!/^rediss?:\/\//.test(redisUrl))
+      throw new UsageError(`--redis must be a redis:// URL, got "${redisUrl}"`);
     out.redisUrl = redisUrl;
   }
   const prefix = values['redis-prefix'] ?? env.CITYPULSE_REDIS_PREFIX;
@@ -281,7 +297,10 @@ function securityOptions(values: SecurityValues, env: NodeJS.ProcessEnv): CityPu
   }
   const origins = list(values['allowed-origins'] ?? env.CITYPULSE_ALLOWED_ORIGINS);
   if (origins !== undefined) out.allowedOrigins = origins;
-  const maxConnections = optionalInteger('--max-connections', values['max-connections'] ?? env.CITYPULSE_MAX_CONNECTIONS);
+  const maxConnections = optionalInteger(
+    '--max-connections',
+    values['max-connections'] ?? env.CITYPULSE_MAX_CONNECTIONS,
+  );
   if (maxConnections !== undefined) out.maxConnections = maxConnections;
   const perIp = optionalInteger(
     '--max-connections-per-ip',
@@ -290,7 +309,12 @@ function securityOptions(values: SecurityValues, env: NodeJS.ProcessEnv): CityPu
   if (perIp !== undefined) out.maxConnectionsPerIp = perIp;
   out.trustProxy = integer('--trust-proxy', values['trust-proxy'] ?? env.CITYPULSE_TRUST_PROXY, 0);
   const rate = integer('--rate-limit', values['rate-limit'] ?? env.CITYPULSE_RATE_LIMIT, 20);
-  const burst = integer('--rate-burst', values['rate-burst'] ?? env.CITYPULSE_RATE_BURST, Math.max(1, rate * 2), 1);
+  const burst = integer(
+    '--rate-burst',
+    values['rate-burst'] ?? env.CITYPULSE_RATE_BURST,
+    Math.max(1, rate * 2),
+    1,
+  );
   out.rateLimit = rate === 0 ? false : { ratePerSec: rate, burst };
   const handshake = optionalInteger(
     '--handshake-timeout',

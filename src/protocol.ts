@@ -98,7 +98,10 @@ export interface SnapshotMessage extends ServerEnvelope<ServerMessageType.Snapsh
   readonly seq?: number;
   /** Per-topic snapshot: the epoch the `seq` belongs to. */
   readonly epoch?: string;
-  /** Present when this snapshot answers a resume that history could not cover: always `false`. */
+  /**
+   * Present (always `false`) when this snapshot replaces the client's state: a resume history could not cover, a
+   * stream restart or unrecoverable gap, or conflated UPDATEs of a slow consumer.
+   */
   readonly recovered?: false;
 }
 

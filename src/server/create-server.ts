@@ -29,9 +29,22 @@ import { ConnectionLimiter } from './limits.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js'; // [cluster]
 
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/** The path of a request target, without parsing the whole URL. */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '/';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
 /** Options of {@link createServer}. Durations in milliseconds. */
-export interface CityPulseServerOptions
-  extends Omit<WebSocketServiceOptions, 'logger' | 'now' | 'authenticator' | 'metrics'> {
+export interface CityPulseServerOptions extends Omit<
+  WebSocketServiceOptions,
+  'logger' | 'now' | 'authenticator' | 'metrics'
+> {
   /** TCP port; 0 picks a free one. Default 8080. */
   port?: number;
   /** Interface to bind. Default `127.0.0.1`... set `0.0.0.0` to expose. */
@@ -206,17 +219,27 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     if (cluster === null || !cluster.handleHttp(req, res, () => closing)) handleRequest(req, res);
   });
   http.on('upgrade', (req, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
-    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    // A module-level listener: a closure here would keep `req` alive for the connection's whole life.
+    socket.on('error', destroyOnError);
+    const pathname = pathOf(req.url);
     if (closing || pathname !== WS_PATH) {
-      rejectUpgrade(socket, closing ? 503 : 404, closing ? 'server shutting down' : 'no WebSocket endpoint here');
+      rejectUpgrade(
+        socket,
+        closing ? 503 : 404,
+        closing ? 'server shutting down' : 'no WebSocket endpoint here',
+      );
       return;
     }
     void gate.admit(req).then((admission) => {
       if (!admission.ok) {
         metrics?.upgradeRejected(admission.stage, admission.reason);
         logger.info(
-          { ip: admission.ip, status: admission.status, reason: admission.reason, url: redactToken(req.url ?? '') },
+          {
+            ip: admission.ip,
+            status: admission.status,
+            reason: admission.reason,
+            url: redactToken(req.url ?? ''),
+          },
           'upgrade refused',
         );
         rejectUpgrade(socket, admission.status, admission.reason);

@@ -30,11 +30,11 @@ export class Outbox {
 
 /** Options of {@link OutboundScheduler}. */
 export interface OutboundSchedulerOptions<T extends Outbox> {
-  /** Above this many bytes in the transport's own buffer, stop writing and wait for 'drain'. Default 1 MiB. */
+  /** Above this many bytes in the transport's own buffer, stop writing and wait for 'drain'. Default 64 KiB. */
   highWaterBytes?: number;
   /**
    * While a client is behind (its transport above `highWaterBytes`), our queue for it passing this many bytes calls
-   * `onBacklog` (which may drop what can be rebuilt); it runs again only once the queue has doubled. Default 256 KiB.
+   * `onBacklog` (which may drop what can be rebuilt); it runs again only once the queue has doubled. Default 32 KiB.
    */
   backlogBytes?: number;
   /** Bound of a client's queue (ours plus the transport's). Passing it calls `onOverflow`. Default 8 MiB. */
@@ -47,9 +47,24 @@ export interface OutboundSchedulerOptions<T extends Outbox> {
   onDrained?: OutboxHandler<T>;
 }
 
-/** Coalesces frames per client and writes them once per event-loop turn. */
+/** A joined run of frames, kept for the rest of one flush. */
+interface JoinedRun {
+  readonly frames: readonly Buffer[];
+  readonly joined: Buffer;
+}
+
+/** Most distinct runs starting with the same frame kept per flush (clients with their own extra frames). */
+const MAX_RUNS_PER_FIRST_FRAME = 16;
+
+/**
+ * Coalesces frames per client and writes them once per event-loop turn. Clients due the same run of frames in a
+ * turn (the subscribers of one topic, typically) share one joined buffer: the join is done once per flush, not
+ * once per client.
+ */
 export class OutboundScheduler<T extends Outbox = Outbox> {
   readonly #dirty: T[] = [];
+  /** Joined runs of the current flush, by their first frame. */
+  #joined = new Map<Buffer, JoinedRun[]>();
   #immediate: NodeJS.Immediate | null = null;
   readonly #highWater: number;
   readonly #maxQueued: number;
@@ -65,9 +80,9 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
   writes = 0;
 
   constructor(options: OutboundSchedulerOptions<T>) {
-    this.#highWater = options.highWaterBytes ?? 1024 * 1024;
+    this.#highWater = options.highWaterBytes ?? 64 * 1024;
     this.#maxQueued = options.maxQueuedBytes ?? 8 * 1024 * 1024;
-    this.#backlogBytes = options.backlogBytes ?? 256 * 1024;
+    this.#backlogBytes = options.backlogBytes ?? 32 * 1024;
     this.#onOverflow = options.onOverflow;
     this.#onBacklog = options.onBacklog;
     this.#onDrained = options.onDrained;
@@ -101,6 +116,7 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
   /** Writes everything queued for `outbox` now (before a close frame, say). */
   flushNow(outbox: T): void {
     this.#write(outbox, true);
+    if (this.#immediate === null && this.#joined.size > 0) this.#joined = new Map();
   }
 
   /** Drops everything queued for `outbox` and forgets it. */
@@ -131,7 +147,24 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
       outbox.scheduled = false;
       this.#write(outbox, false);
     }
+    if (this.#joined.size > 0) this.#joined = new Map();
   };
+
+  /** The frames as one buffer, shared with every other client due the very same frames in this flush. */
+  #join(frames: readonly Buffer[], bytes: number): Buffer {
+    const first = frames[0] as Buffer;
+    if (frames.length === 1) return first;
+    let runs = this.#joined.get(first);
+    if (runs === undefined) {
+      runs = [];
+      this.#joined.set(first, runs);
+    } else {
+      for (const run of runs) if (sameFrames(run.frames, frames)) return run.joined;
+    }
+    const joined = Buffer.concat(frames, bytes);
+    if (runs.length < MAX_RUNS_PER_FIRST_FRAME) runs.push({ frames, joined });
+    return joined;
+  }
 
   #write(outbox: T, force: boolean): void {
     if (outbox.closed || outbox.frames.length === 0) return;
@@ -157,9 +190,15 @@ export class OutboundScheduler<T extends Outbox = Outbox> {
     const bytes = outbox.bytes;
     outbox.frames = [];
     outbox.bytes = 0;
-    transport.writeFrames(frames, bytes);
+    transport.write(this.#join(frames, bytes));
     this.framesWritten += frames.length;
     this.bytesWritten += bytes;
     this.writes++;
   }
+}
+
+function sameFrames(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

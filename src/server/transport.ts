@@ -18,8 +18,8 @@ export interface Transport {
   readonly isOpen: boolean;
   /** Bytes written but not yet handed to the kernel. */
   readonly bufferedBytes: number;
-  /** Writes complete, pre-built frames, in order, as one write. */
-  writeFrames(frames: readonly Buffer[], totalBytes: number): void;
+  /** Writes bytes made of complete, pre-built frames, as one write. `data` may be shared: it is never mutated. */
+  write(data: Buffer): void;
   /** Calls `listener` once when the write buffer has drained. */
   onceDrained(listener: () => void): void;
   /** Sends a protocol ping. */
@@ -48,9 +48,8 @@ export class WsTransport implements Transport {
     return this.#socket.writableLength;
   }
 
-  writeFrames(frames: readonly Buffer[], totalBytes: number): void {
-    if (frames.length === 1) this.#socket.write(frames[0] as Buffer);
-    else this.#socket.write(Buffer.concat(frames as Buffer[], totalBytes));
+  write(data: Buffer): void {
+    this.#socket.write(data);
   }
 
   onceDrained(listener: () => void): void {

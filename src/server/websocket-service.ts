@@ -65,11 +65,11 @@ export interface WebSocketServiceOptions {
   historySize?: number;
   /** Per-topic history kept for resume: age. Default 300000 (5 min). */
   historyTtlMs?: number;
-  /** Stop writing to a socket whose own buffer holds more than this, until it drains. Default 1 MiB. */
+  /** Stop writing to a socket whose own buffer holds more than this, until it drains. Default 64 KiB. */
   highWaterBytes?: number;
   /**
    * A client that is behind (socket above `highWaterBytes`) with more than this queued by us has its queued UPDATEs
-   * conflated: dropped, and replaced by one fresh per-topic SNAPSHOT once its socket drains. Default 256 KiB.
+   * conflated: dropped, and replaced by one fresh per-topic SNAPSHOT once its socket drains. Default 32 KiB.
    */
   backlogBytes?: number;
   /** A client with more than this queued (ours plus its socket's) is closed with 4503 (slow consumer). Default 8 MiB. */
@@ -482,7 +482,8 @@ export class WebSocketService {
       principal,
       authenticator: this.#authenticator,
       now: this.#now,
-      rateLimiter: this.#rateLimit === false ? undefined : new RateLimiter({ ...this.#rateLimit, now: this.#now }),
+      rateLimiter:
+        this.#rateLimit === false ? undefined : new RateLimiter({ ...this.#rateLimit, now: this.#now }),
       onExpired: () => {
         this.#metrics?.tokenExpired();
         this.#logger.info({ clientId: session.id }, 'token expired');
@@ -957,7 +958,11 @@ export class WebSocketService {
         epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // [cluster] per-topic epoch
         ...(recoveryFallback ? { recovered: false } : {}),
       });
-    return this.#cachedSnapshotFrame(snapshot, `topic:${topic}:${seq}:${recoveryFallback ? 'r' : ''}`, encode);
+    return this.#cachedSnapshotFrame(
+      snapshot,
+      `topic:${topic}:${seq}:${recoveryFallback ? 'r' : ''}`,
+      encode,
+    );
   }
 
   #cachedSnapshotFrame(snapshot: unknown, key: string, encode: () => string): Buffer {

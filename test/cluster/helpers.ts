@@ -41,7 +41,12 @@ export async function redisUp(url = REDIS_URL): Promise<boolean> {
 /** A fresh key prefix for this test; every key under it is deleted after the test. */
 export function testPrefix(t: TestContext, url = REDIS_URL): string {
   const prefix = `citypulse-test:${randomBytes(6).toString('hex')}:`;
-  t.after(() => deletePrefix(url, prefix));
+  // `after` hooks run in registration order, so this one would run before the nodes registered later are closed
+  // (and a late write could recreate a key): delete once they are gone, twice to be sure.
+  t.after(() => {
+    setTimeout(() => void deletePrefix(url, prefix), 1000);
+    setTimeout(() => void deletePrefix(url, prefix), 3000);
+  });
   return prefix;
 }
 

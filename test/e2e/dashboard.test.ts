@@ -234,7 +234,8 @@ test('the page loads and shows every topic from the snapshot', async (t) => {
 
   // Status bar: every topic gets an age (the bar refreshes once a second, so wait for its next tick).
   await page.waitForFunction(
-    (topics) => topics.every((topic) => document.querySelector(`[data-testid="age-${topic}"]`)?.textContent !== '—'),
+    (topics) =>
+      topics.every((topic) => document.querySelector(`[data-testid="age-${topic}"]`)?.textContent !== '—'),
     ['cameras', 'weather', 'accidents', 'airQuality'],
     { timeout: 3000 },
   );

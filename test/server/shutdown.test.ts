@@ -78,12 +78,19 @@ test('citypulse: bad flags exit 2 with a clear message; --help exits 0', () => {
     assert.equal(result.status, 2, args.join(' '));
     assert.match(result.stderr, /^citypulse: .+\nRun "citypulse --help" for usage\.\n$/, args.join(' '));
   }
-  const badConfig = spawnSync(process.execPath, [...CLI, 'serve', '--config', 'test/fixtures/no-such-config.json'], {
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  const badConfig = spawnSync(
+    process.execPath,
+    [...CLI, 'serve', '--config', 'test/fixtures/no-such-config.json'],
+    {
+      encoding: 'utf8',
+      timeout: 20_000,
+    },
+  );
   assert.equal(badConfig.status, 2);
-  assert.match(badConfig.stderr, /^citypulse: test\/fixtures\/no-such-config\.json: cannot read the config file/);
+  assert.match(
+    badConfig.stderr,
+    /^citypulse: test\/fixtures\/no-such-config\.json: cannot read the config file/,
+  );
   const help = spawnSync(process.execPath, [...CLI, '--help'], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--publish-key/);

@@ -97,7 +97,11 @@ test('a paused client during 10,000 UPDATEs: bounded queue, others unaffected, c
     const result = server.aggregator.ingest('accidents', [accident(n % 40, n)]);
     assert.ok(result.ok, JSON.stringify(result));
     if (n % 500 === 499) {
-      server.service.publish('accidents', { type: 'ALERT', data: { n }, timestamp: new Date().toISOString() });
+      server.service.publish('accidents', {
+        type: 'ALERT',
+        data: { n },
+        timestamp: new Date().toISOString(),
+      });
     }
     if (n % 50 === 49) {
       await new Promise((r) => setImmediate(r));
@@ -105,7 +109,11 @@ test('a paused client during 10,000 UPDATEs: bounded queue, others unaffected, c
     }
   }
   // The fast client got every UPDATE while the slow one was paused.
-  await eventually(() => fastFold.seq === server.service.position('accidents').seq, 10_000, 'fast client caught up');
+  await eventually(
+    () => fastFold.seq === server.service.position('accidents').seq,
+    10_000,
+    'fast client caught up',
+  );
   assert.equal(fastFold.snapshots, 0, 'the fast client was never conflated');
   assert.equal(fastFold.alerts, 20);
   const counters = server.service.counters();
@@ -115,7 +123,11 @@ test('a paused client during 10,000 UPDATEs: bounded queue, others unaffected, c
 
   slow.resume();
   const expected = new Map(server.aggregator.getTopicSnapshot('accidents').entities.map((e) => [e.id, e]));
-  await eventually(() => slowFold.seq === server.service.position('accidents').seq, 10_000, 'slow client caught up');
+  await eventually(
+    () => slowFold.seq === server.service.position('accidents').seq,
+    10_000,
+    'slow client caught up',
+  );
   assert.ok(slowFold.snapshots >= 1, 'a fresh snapshot replaced what was conflated');
   assert.equal(slowFold.alerts, 20, 'no ALERT was dropped');
   assert.deepEqual(slowFold.entities, expected);

@@ -106,11 +106,11 @@ export function parseServeArgs(
         'max-payload': { type: 'string' },
         'max-subscriptions': { type: 'string' },
         'log-level': { type: 'string' },
-        redis: { type: 'string' }, // [cluster]
-        'redis-prefix': { type: 'string' }, // [cluster]
-        'node-id': { type: 'string' }, // [cluster]
-        'history-size': { type: 'string' }, // [cluster]
-        'lease-ttl': { type: 'string' }, // [cluster]
+        redis: { type: 'string' },
+        'redis-prefix': { type: 'string' },
+        'node-id': { type: 'string' },
+        'history-size': { type: 'string' },
+        'lease-ttl': { type: 'string' },
         drain: { type: 'string' },
         metrics: { type: 'string' },
         'auth-secret': { type: 'string' },
@@ -194,7 +194,7 @@ export function parseServeArgs(
         '--max-subscriptions',
         values['max-subscriptions'] ?? env.CITYPULSE_MAX_SUBSCRIPTIONS,
       ),
-      ...clusterOptions(values, env), // [cluster]
+      ...clusterOptions(values, env),
       ...securityOptions(values, env),
     },
     metrics: parseSwitch('--metrics', values.metrics ?? env.CITYPULSE_METRICS, true),
@@ -204,7 +204,7 @@ export function parseServeArgs(
   };
 }
 
-/** [cluster] `--redis`, `--redis-prefix`, `--node-id`, `--history-size` as server options. */
+/** `--redis`, `--redis-prefix`, `--node-id`, `--history-size` as server options. */
 function clusterOptions(
   values: {
     redis?: string;

@@ -497,7 +497,7 @@ export class DataAggregator {
       this.logger.error({ topic: slot.name, err: errorText(error) }, 'publish failed');
       return;
     }
-    // [cluster] begin: in cluster mode the position comes back later; keep the newest one.
+    // In cluster mode the position comes back later; keep the newest one.
     if (position instanceof Promise) {
       position.then(
         (p) => {
@@ -507,7 +507,6 @@ export class DataAggregator {
       );
       return;
     }
-    // [cluster] end
     this.recordPosition(slot, position);
   }
 

@@ -67,10 +67,13 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-/** The JSON of a sequenced frame, as every subscriber receives it (and as history keeps it). */
+/**
+ * The JSON of a sequenced frame, as every subscriber receives it (and as history keeps it). Also used for a
+ * SNAPSHOT published on a topic, which carries the topic's current position.
+ */
 export function encodeSequenced(
   topic: string,
-  message: SequencedMessage,
+  message: { readonly type: string; readonly data: unknown; readonly timestamp: string },
   seq: number,
   epoch: string,
 ): string {

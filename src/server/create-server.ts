@@ -27,7 +27,7 @@ import {
 } from './auth.js';
 import { ConnectionLimiter } from './limits.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js'; // [cluster]
+import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js';
 
 function destroyOnError(this: Duplex): void {
   this.destroy();
@@ -89,7 +89,6 @@ export interface CityPulseServerOptions extends Omit<
   metrics?: Metrics | false;
   /** `close()` spreads the clients' 1001 closes over this many ms so they do not all reconnect at once. Default 0. */
   drainMs?: number;
-  // [cluster] begin
   /** Cluster mode: `redis://host:port[/db]`. Nodes sharing a Redis and a key prefix act as one service. */
   redisUrl?: string;
   /** Prefix of every Redis key and channel. Default `citypulse:`. */
@@ -100,7 +99,6 @@ export interface CityPulseServerOptions extends Omit<
   leaseTtlMs?: number;
   /** Cluster mode: how often node stats are written to Redis. Default 2000. */
   clusterStatsIntervalMs?: number;
-  // [cluster] end
 }
 
 /** A running citypulse server. */
@@ -127,7 +125,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
   const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
   const host = options.host ?? '127.0.0.1';
 
-  // [cluster] begin: sources are made by factories, so a leased source can be restarted on another lease.
+  // Sources are made by factories, so a leased source can be restarted on another lease.
   const cluster: ClusterMode | null =
     options.redisUrl === undefined
       ? null
@@ -157,7 +155,6 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
         ]);
   const sources =
     cluster === null ? sourceFactories.map((create) => create()) : cluster.leaseSources(sourceFactories);
-  // [cluster] end
   const aggregator = new DataAggregator({ ...options.aggregator, topics, sources, now, logger });
   const wss = new WebSocketServer({
     noServer: true,
@@ -188,11 +185,11 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     maxPayloadBytes,
     logger,
     now,
-    ...(cluster === null ? {} : { broker: cluster.broker }), // [cluster]
+    ...(cluster === null ? {} : { broker: cluster.broker }),
   });
   service.setSnapshotProvider(() => aggregator.getSnapshot());
   aggregator.attach(service);
-  cluster?.attach(service, aggregator); // [cluster] snapshots from Redis, stats, reconciliation
+  cluster?.attach(service, aggregator); // snapshots from Redis, stats, reconciliation
 
   let closing = false;
   const handleRequest = createRequestHandler({
@@ -214,7 +211,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
       lastSuccessAt: s.lastSuccessAt === null ? null : Date.parse(s.lastSuccessAt),
     })),
   );
-  // [cluster] cluster mode answers /readyz, /api/stats?scope=cluster and /api/snapshot itself.
+  // Cluster mode answers /readyz, /api/stats?scope=cluster and /api/snapshot itself.
   const http = createHttpServer((req, res) => {
     if (cluster === null || !cluster.handleHttp(req, res, () => closing)) handleRequest(req, res);
   });
@@ -263,7 +260,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
       resolve();
     });
   }).catch(async (error: unknown) => {
-    await cluster?.close(); // [cluster] do not leak the Redis connections when the port is taken
+    await cluster?.close(); // do not leak the Redis connections when the port is taken
     throw error;
   });
   await aggregator.start();
@@ -277,7 +274,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
     await aggregator.stop();
     await service.close({ drainMs: options.drainMs });
-    await cluster?.close(); // [cluster]
+    await cluster?.close();
     wss.close();
     http.closeAllConnections();
     await httpClosed;

@@ -31,9 +31,9 @@ import { silentLogger, type Logger } from './logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
 import { TopicIndex } from './topic-index.js';
-import type { Broker, SequencedMessage } from '../cluster/broker.js'; // [cluster] broker seam
-import { InMemoryBroker } from '../cluster/memory-broker.js'; // [cluster]
-import type { HistoryLookup } from './topic-log.js'; // [cluster]
+import { encodeSequenced, type Broker, type SequencedMessage } from '../cluster/broker.js'; // broker seam
+import { InMemoryBroker } from '../cluster/memory-broker.js';
+import type { HistoryLookup } from './topic-log.js';
 import { WsTransport } from './transport.js';
 import { allowedTopics } from './access.js';
 import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
@@ -42,7 +42,7 @@ import type { Metrics } from './metrics.js';
 
 /**
  * Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise.
- * [cluster] It is told which topics the caller needs (a provider may ignore it and return all of them).
+ * It is told which topics the caller needs (a provider may ignore it and return all of them).
  */
 export type SnapshotProvider = (topics: readonly string[]) => unknown;
 
@@ -92,7 +92,7 @@ export interface WebSocketServiceOptions {
   /** Fixed epoch for topic sequences (tests). Default: random per service. */
   epoch?: string;
   /**
-   * [cluster] Where seqs, history and cross-node fan-out come from. Default: an `InMemoryBroker` (one process)
+   * Where seqs, history and cross-node fan-out come from. Default: an `InMemoryBroker` (one process)
    * built from `historySize`, `historyTtlMs`, `now` and `epoch`.
    */
   broker?: Broker;
@@ -138,7 +138,7 @@ export class WebSocketService {
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<ClientSession>();
   readonly #index = new TopicIndex<ClientSession>();
-  readonly #broker: Broker; // [cluster]
+  readonly #broker: Broker;
   readonly #outbound: OutboundScheduler<ClientSession>;
   readonly #topics: ReadonlySet<string>;
   readonly #topicList: readonly string[];
@@ -191,7 +191,7 @@ export class WebSocketService {
     this.#authenticator = options.authenticator;
     this.#rateLimit = options.rateLimit ?? {};
     this.#metrics = options.metrics;
-    // [cluster] begin: the broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
+    // The broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
     this.#broker =
       options.broker ??
       new InMemoryBroker({
@@ -208,7 +208,6 @@ export class WebSocketService {
         if (this.#state === 'running') this.#broadcastLocal(json);
       },
     });
-    // [cluster] end
     this.#outbound = new OutboundScheduler<ClientSession>({
       highWaterBytes: options.highWaterBytes,
       backlogBytes: options.backlogBytes,
@@ -245,10 +244,10 @@ export class WebSocketService {
       timestamp: message.timestamp,
     });
     this.#broadcastLocal(json);
-    this.#broker.broadcast?.(json); // [cluster] the other nodes' clients
+    this.#broker.broadcast?.(json); // the other nodes' clients
   }
 
-  /** [cluster] Sends an encoded frame to every local client (a broadcast from here or from another node). */
+  /** Sends an encoded frame to every local client (a broadcast from here or from another node). */
   #broadcastLocal(json: string): void {
     const frame = encodeTextFrame(json);
     for (const session of this.#sessions) {
@@ -289,28 +288,19 @@ export class WebSocketService {
     switch (message.type) {
       case 'UPDATE':
       case 'ALERT': {
-        // [cluster] begin
         const position = this.#broker.publish(topic, message as SequencedMessage); // type narrowed by the case
         if (isPromiseLike(position)) {
           // Handled here (logged) so a caller that ignores the Promise never causes an unhandled rejection.
           position.catch((error: unknown) => this.#logger.warn({ err: error, topic }, 'publish failed'));
         }
         return position;
-        // [cluster] end
       }
       case 'SNAPSHOT':
       case 'PONG': {
         const { epoch, seq } = this.#broker.position(topic);
         const json =
           message.type === 'SNAPSHOT'
-            ? JSON.stringify({
-                type: message.type,
-                topic,
-                data: message.data,
-                timestamp: message.timestamp,
-                seq,
-                epoch,
-              })
+            ? encodeSequenced(topic, message, seq, epoch)
             : JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
         this.#fanOut(topic, seq, json);
         return { epoch, seq };
@@ -320,7 +310,7 @@ export class WebSocketService {
     }
   }
 
-  /** [cluster] Local fan-out of one encoded frame (the broker's `deliver`): encode once, hold or queue per member. */
+  /** Local fan-out of one encoded frame (the broker's `deliver`): encode once, hold or queue per member. */
   #fanOut(topic: string, seq: number, json: string): void {
     const members = this.#index.membersOf(topic);
     if (members === undefined) return;
@@ -345,7 +335,7 @@ export class WebSocketService {
     }
   }
 
-  /** [cluster] The topic's stream restarted or lost frames: a fresh snapshot (`recovered: false`) to its subscribers. */
+  /** The topic's stream restarted or lost frames: a fresh snapshot (`recovered: false`) to its subscribers. */
   #resync(topic: string): void {
     const members = this.#index.membersOf(topic);
     if (members === undefined) return;
@@ -370,7 +360,7 @@ export class WebSocketService {
     return this.#broker.position(this.#topicList[0] ?? '').epoch;
   }
 
-  /** [cluster] The broker this service publishes through. */
+  /** The broker this service publishes through. */
   get broker(): Broker {
     return this.#broker;
   }
@@ -557,7 +547,7 @@ export class WebSocketService {
           if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
         this.#openSession(session, problem, resume ?? {}, resumed);
       },
-      snapshotTopics, // [cluster] only what this snapshot shows
+      snapshotTopics, // only what this snapshot shows
     );
   };
 
@@ -827,7 +817,7 @@ export class WebSocketService {
       if (session.held?.has(topic)) session.releaseTopic(topic);
       const position = positions[topic];
       const lookup = position === undefined ? null : this.#broker.since(topic, position);
-      // [cluster] begin: a cluster broker answers later; live frames are held meanwhile, then deduplicated by seq.
+      // a cluster broker answers later; live frames are held meanwhile, then deduplicated by seq.
       if (isPromiseLike(lookup)) {
         session.holdTopic(topic);
         lookup.then(
@@ -839,7 +829,6 @@ export class WebSocketService {
         );
         continue;
       }
-      // [cluster] end
       if (lookup === null || !lookup.covered) {
         fallback.push(topic);
         continue;
@@ -851,7 +840,7 @@ export class WebSocketService {
     if (fallback.length > 0) this.#sendTopicSnapshots(session, fallback, true);
   }
 
-  /** [cluster] Completes an asynchronous resume of one held topic: the replay then the held frames after it. */
+  /** Completes an asynchronous resume of one held topic: the replay then the held frames after it. */
   #finishResume(session: ClientSession, topic: string, fromSeq: number, lookup: HistoryLookup): void {
     if (session.state === 'closed' || !this.#index.has(session, topic) || !session.held?.has(topic)) return;
     if (!lookup.covered) {
@@ -917,7 +906,7 @@ export class WebSocketService {
         this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', topics);
         for (const topic of topics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
       },
-      topics, // [cluster]
+      topics,
     );
   }
 
@@ -955,7 +944,7 @@ export class WebSocketService {
         data: state,
         timestamp: new Date(this.#now()).toISOString(),
         seq,
-        epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // [cluster] per-topic epoch
+        epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // per-topic epoch
         ...(recoveryFallback ? { recovered: false } : {}),
       });
     return this.#cachedSnapshotFrame(
@@ -1028,7 +1017,7 @@ function topicStateOf(snapshot: unknown, topic: string): unknown {
   return (snapshot as Record<string, unknown>)[topic] ?? null;
 }
 
-/** [cluster] The epoch a topic state says it belongs to, if any. */
+/** The epoch a topic state says it belongs to, if any. */
 function epochOf(state: unknown): string | undefined {
   if (typeof state !== 'object' || state === null) return undefined;
   const epoch = (state as { epoch?: unknown }).epoch;

@@ -23,7 +23,7 @@ import { SIMULATOR_TOPICS, createSimulator } from './simulator.js';
 import type { SimulatorTopic } from './simulator.js';
 import type { Source } from './source.js';
 import { createHttpPollSource } from './sources/http-poll.js';
-import { createMqttSource } from './sources/mqtt.js';
+import { createMqttSource, type MqttSourceOptions } from './sources/mqtt.js';
 import type { ExternalAlertSeverity } from './source.js';
 
 export { ConfigError } from './config-reader.js';
@@ -52,16 +52,11 @@ export interface HttpPollSourceConfig {
 }
 
 /** `{ "type": "mqtt", "url": ..., "topics": { <city topic>: <filter(s)> } }`. */
-export interface MqttSourceConfig {
+export interface MqttSourceConfig extends Pick<
+  MqttSourceOptions,
+  'name' | 'url' | 'topics' | 'clientId' | 'username' | 'password' | 'qos' | 'reconnectPeriodMs'
+> {
   readonly type: 'mqtt';
-  readonly name: string;
-  readonly url: string;
-  readonly topics: Readonly<Record<string, string | readonly string[]>>;
-  readonly clientId?: string;
-  readonly username?: string;
-  readonly password?: string;
-  readonly qos?: 0 | 1;
-  readonly reconnectPeriodMs?: number;
 }
 
 /** One source of the config file. */

@@ -3,6 +3,7 @@
  * CLI, a throwaway Redis, and a recording client that checks per-topic order.
  */
 import assert from 'node:assert/strict';
+import { startCli, type CliProcess } from '../helpers/cli.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -90,78 +91,16 @@ export async function startNode(t: TestContext, options: CityPulseServerOptions)
   return server;
 }
 
-/** A node running as its own process (`node --import tsx src/cli.ts serve ...`), so it can be SIGKILLed. */
-export interface NodeProcess {
-  readonly port: number;
-  readonly url: string;
-  readonly wsUrl: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  /** Logs of the process (stderr), for failure messages. */
-  readonly stderr: () => string;
-}
+/** A node running as its own process (`citypulse serve` through tsx), so it can be SIGKILLed. */
+export type NodeProcess = CliProcess;
 
-/** Starts a node process and waits for the line telling its port (bounded). */
-export async function startNodeProcess(
+/** Starts a cluster node process and waits for the line telling its port (bounded). */
+export function startNodeProcess(
   t: TestContext,
   args: readonly string[],
   timeoutMs = 60_000,
 ): Promise<NodeProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli.ts',
-      'serve',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--log-level',
-      'warn',
-      '--max-connections-per-ip',
-      '10000',
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    err = (err + d.toString()).slice(-20_000);
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`node did not start within ${timeoutMs} ms: ${err}`)),
-      timeoutMs,
-    );
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const match = /serving on http:\/\/[^:]+:(\d+)/.exec(out);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`node exited with ${code}: ${err}`));
-    });
-  });
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
-    child,
-    exited,
-    stderr: () => err,
-  };
+  return startCli(t, ['--max-connections-per-ip', '10000', ...args], { timeoutMs });
 }
 
 /** A free TCP port on 127.0.0.1. */

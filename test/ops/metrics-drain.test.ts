@@ -4,18 +4,15 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { CloseCode, ServerMessageType } from '../../src/protocol.js';
 import { startServer } from '../helpers/servers.js';
+import { startCli } from '../helpers/cli.js';
 import type { TestClient } from '../helpers/test-client.js';
 import { WAIT_MS, eventually } from '../helpers/test-client.js';
 import { SECRET, mint } from '../security/tokens.js';
 import { openClient, refusedStatus, sample, scrape } from './helpers.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 describe('GET /metrics', () => {
   it('counts connections, subscriptions, messages out, auth failures and heartbeat terminations', async (t) => {
@@ -156,44 +153,13 @@ describe('graceful drain', () => {
   });
 
   it('citypulse serve --drain 300: SIGTERM closes clients with 1001 and exits 0', async (t) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli.ts',
-        'serve',
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--source',
-        'none',
-        '--drain',
-        '300',
-        '--log-level',
-        'silent',
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    t.after(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    const cli = await startCli(t, ['--source', 'none', '--drain', '300'], {
+      logLevel: 'silent',
+      timeoutMs: 20_000,
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await eventually(
-      () => /serving on http:\/\/\S+/.test(stdout) || child.exitCode !== null,
-      20_000,
-      'CLI started',
-    );
-    const match = /WebSocket (ws:\/\/\S+?)[,\s]/.exec(stdout);
-    assert.ok(match?.[1] !== undefined, `no WebSocket URL in: ${stdout}${stderr}`);
-    const { closes } = await openMany(t, match[1], 5);
+    const { closes } = await openMany(t, cli.wsUrl, 5);
 
-    child.kill('SIGTERM');
+    cli.child.kill('SIGTERM');
     const results = await closes;
     assert.deepEqual(
       results.map((r) => r.code),
@@ -201,10 +167,10 @@ describe('graceful drain', () => {
     );
     let timer: NodeJS.Timeout | undefined;
     const code = await Promise.race([
-      exited,
+      cli.exited,
       new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 15_000))),
     ]);
     clearTimeout(timer);
-    assert.equal(code, 0, `exit: ${String(code)} ${stderr}`);
+    assert.equal(code, 0, `exit: ${String(code)} ${cli.stderr()}`);
   });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { CloseCode } from '../../src/protocol.js';
 import { TestClient, connect } from '../helpers/test-client.js';
 import { startServer } from '../helpers/servers.js';
+import { startCli } from '../helpers/cli.js';
 
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
@@ -19,39 +20,8 @@ test('close() tells every client 1001 and is idempotent', async (t) => {
 });
 
 test('citypulse serve: starts, serves, and on SIGTERM closes clients with 1001 and exits 0', async (t) => {
-  const child = spawn(
-    process.execPath,
-    [
-      ...CLI,
-      'serve',
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--log-level',
-      'silent',
-      '--simulator-interval',
-      '50',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  t.after(() => child.kill('SIGKILL'));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no start line: ${out}`)), 20_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /serving on (http:\/\/[^\s]+)/.exec(out);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
-  const client = new TestClient(`${url.replace('http', 'ws')}/ws?topics=weather`);
+  const cli = await startCli(t, ['--simulator-interval', '50'], { logLevel: 'silent', timeoutMs: 20_000 });
+  const client = new TestClient(`${cli.wsUrl}?topics=weather`);
   await client.opened;
   assert.equal((await client.next()).type, 'CONNECTED');
   assert.equal((await client.next()).type, 'SNAPSHOT');
@@ -60,10 +30,9 @@ test('citypulse serve: starts, serves, and on SIGTERM closes clients with 1001 a
     'UPDATE',
     'the simulator publishes',
   );
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
+  cli.child.kill('SIGTERM');
   assert.equal((await client.waitForClose()).code, CloseCode.GoingAway);
-  assert.equal(await exited, 0);
+  assert.equal(await cli.exited, 0);
 });
 
 test('citypulse: bad flags exit 2 with a clear message; --help exits 0', () => {

@@ -68,9 +68,18 @@ export interface Accident extends EntityBase {
   readonly reportedAt: string;
 }
 
-/** US EPA AQI categories. */
-export type AqiCategory =
-  'good' | 'moderate' | 'unhealthy-sensitive' | 'unhealthy' | 'very-unhealthy' | 'hazardous';
+/** US EPA AQI categories, from best to worst. */
+export const AQI_CATEGORIES = [
+  'good',
+  'moderate',
+  'unhealthy-sensitive',
+  'unhealthy',
+  'very-unhealthy',
+  'hazardous',
+] as const;
+
+/** A US EPA AQI category. */
+export type AqiCategory = (typeof AQI_CATEGORIES)[number];
 
 /** `airQuality`: an air-quality monitoring station. */
 export interface AirQualityStation extends EntityBase {

@@ -11,7 +11,7 @@
 import { readFile } from 'node:fs/promises';
 import { assertNever } from '../protocol.js';
 import type { Severity } from '../topics.js';
-import type { AqiCategory } from '../topics.js';
+import { AQI_CATEGORIES } from '../topics.js';
 import type { AlertRulesOptions } from './alerts.js';
 import type { BackoffOptions } from './backoff.js';
 import { ConfigError, OptionReader } from './config-reader.js';
@@ -73,14 +73,6 @@ export interface CityPulseConfig {
 /** Source types a config may use. */
 export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
 const CITY_TOPICS: readonly string[] = SIMULATOR_TOPICS;
-const AQI_CATEGORIES: readonly AqiCategory[] = [
-  'good',
-  'moderate',
-  'unhealthy-sensitive',
-  'unhealthy',
-  'very-unhealthy',
-  'hazardous',
-];
 const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
   'Extreme',
   'Severe',

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { aqiCategory } from '../topics.js';
+import { AQI_CATEGORIES, aqiCategory } from '../topics.js';
 import type { AqiCategory, EntityBase } from '../topics.js';
 import { stationAqi } from './aqi.js';
 import { isRecord } from './json.js';
@@ -26,14 +26,6 @@ export const MAX_ID_LENGTH = 256;
 export const MAX_TEXT_LENGTH = 2000;
 
 const CAMERA_STATUSES = ['online', 'offline', 'unknown'] as const;
-const AQI_CATEGORIES: readonly AqiCategory[] = [
-  'good',
-  'moderate',
-  'unhealthy-sensitive',
-  'unhealthy',
-  'very-unhealthy',
-  'hazardous',
-];
 
 /** Thrown inside a validator to report the first bad field; caught by {@link check}. */
 class FieldError extends Error {

@@ -7,6 +7,19 @@
  * @module
  */
 
+import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from './json-bounds.js';
+
+export {
+  DEFAULT_JSON_BOUNDS,
+  JsonBoundsError,
+  assertJsonBounds,
+  checkJsonBounds,
+  resolveJsonBounds,
+  type JsonBounds,
+  type JsonBoundsCode,
+  type JsonBoundsViolation,
+} from './json-bounds.js';
+
 /** Bumped on any incompatible change of the frames below. Sent in `CONNECTED.data.protocol`. */
 export const PROTOCOL_VERSION = 1;
 
@@ -162,6 +175,10 @@ export enum ErrorCode {
   RateLimited = 'RATE_LIMITED',
   /** A `refresh` carried a token that failed verification. */
   BadToken = 'BAD_TOKEN',
+  /** The frame's JSON is nested deeper than the server's bound (64 by default); see `docs/protocol.md`. */
+  TooDeep = 'TOO_DEEP',
+  /** The frame's JSON has more values, or a longer string or key, than the server's bounds allow. */
+  TooLarge = 'TOO_LARGE',
   /** The server failed to handle the request. */
   Internal = 'INTERNAL',
 }
@@ -333,15 +350,27 @@ function parsePosition(value: unknown): StreamPosition | null {
 
 /**
  * Validates one text frame from a client. `raw` is `unknown` on purpose: nothing a client sends is trusted.
- * Pass the frame's text; anything that is not a string (a binary frame) is a `BAD_MESSAGE`.
+ * Pass the frame's text; anything that is not a string (a binary frame) is a `BAD_MESSAGE`. The decoded value
+ * must be within `bounds` (`TOO_DEEP` / `TOO_LARGE` otherwise) before its fields are looked at.
  */
-export function parseClientMessage(raw: unknown): ParseResult {
+export function parseClientMessage(raw: unknown, bounds: JsonBounds = DEFAULT_JSON_BOUNDS): ParseResult {
   if (typeof raw !== 'string') return fail(ErrorCode.BadMessage, 'frames must be JSON text, not binary');
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch {
     return fail(ErrorCode.BadJson, 'frame is not valid JSON');
+  }
+  const violation = checkJsonBounds(value, bounds);
+  if (violation !== null) {
+    return fail(
+      violation.code === 'TOO_DEEP'
+        ? ErrorCode.TooDeep
+        : violation.code === 'TOO_LARGE'
+          ? ErrorCode.TooLarge
+          : ErrorCode.BadMessage,
+      `frame refused: ${violation.message}`,
+    );
   }
   return validateClientMessage(value);
 }

@@ -11,6 +11,7 @@ import { AQI_CATEGORIES, aqiCategory } from '../topics.js';
 import type { AqiCategory, EntityBase } from '../topics.js';
 import { stationAqi } from './aqi.js';
 import { isRecord } from './json.js';
+import { checkJsonBounds } from '../json-bounds.js';
 
 /** Outcome of validating one entity. `field` is a dotted path such as `location.lat`. */
 export type ValidationResult =
@@ -104,6 +105,9 @@ function base(value: unknown): Fields {
 }
 
 function check(value: unknown, body: (obj: Fields) => void): ValidationResult {
+  // The JSON bounds first: an entity is stored and then encoded into every snapshot (extra fields included).
+  const violation = checkJsonBounds(value);
+  if (violation !== null) return { ok: false, field: '', error: `${violation.code}: ${violation.message}` };
   try {
     const obj = base(value);
     body(obj);

@@ -11,6 +11,7 @@ import { safeEqualKey } from './auth.js';
 import { serveStatic } from './static-files.js';
 import type { WebSocketService } from './websocket-service.js';
 import { serveMetrics, type Metrics } from './metrics.js';
+import { JsonBoundsError } from '../json-bounds.js';
 
 /** What the request handler needs. */
 export interface HttpApiContext {
@@ -95,6 +96,12 @@ async function readObject(
     sendError(res, 400, 'BAD_BODY', 'the body must be a JSON object');
     return null;
   }
+  // The JSON bounds, before anything is stored or sequenced (counted by the service).
+  const violation = ctx.service.checkInput(body.value, 'http');
+  if (violation !== null) {
+    sendError(res, 400, violation.code, `body refused: ${violation.message}`);
+    return null;
+  }
   return body.value;
 }
 
@@ -120,7 +127,8 @@ const publish: Handler = async (req, res, ctx) => {
   let position;
   try {
     position = await ctx.service.publish(topic, { type, topic, data, timestamp });
-  } catch {
+  } catch (error) {
+    if (error instanceof JsonBoundsError) return sendError(res, 400, error.code, error.message, 'data');
     return sendError(
       res,
       503,

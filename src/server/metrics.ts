@@ -96,6 +96,11 @@ export interface Metrics {
   rateLimited(closed: boolean): void;
   /** A connection was terminated for missing its heartbeat. */
   heartbeatTerminated(): void;
+  /**
+   * An input was refused by the JSON bounds before anything was stored or sequenced: `path` is where it came in
+   * (`http`, `ws`, `library`), `reason` the bounds code (`TOO_DEEP`, `TOO_LARGE`, `NOT_JSON`).
+   */
+  inputRejected(path: string, reason: string): void;
 
   /** A timestamp for {@link publishFinished} (`performance.now()`). */
   publishStarted(): number;
@@ -268,6 +273,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     help: 'Connections terminated for missing the heartbeat deadline.',
     registers,
   });
+  const inputsRejected = new Counter({
+    name: `${prefix}inputs_rejected_total`,
+    help: 'Inputs refused by the JSON bounds (too deep, too large, not JSON) before being stored, by path and reason.',
+    labelNames: ['path', 'reason'],
+    registers,
+  });
 
   // --- latency -------------------------------------------------------------------------------------------------
   const latency = new Histogram({
@@ -375,6 +386,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     heartbeatTerminated() {
       heartbeat.inc();
+    },
+    inputRejected(path, reason) {
+      inputsRejected.labels(path, reason).inc();
     },
     publishStarted: () => performance.now(),
     publishFinished(topic, startedAt) {

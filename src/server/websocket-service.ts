@@ -23,6 +23,7 @@ import {
   parseClientMessage,
   parseResumeQuery,
   type ClientMessage,
+  type ProtocolError,
   type StreamPosition,
   type WebSocketMessage,
 } from '../protocol.js';
@@ -39,6 +40,16 @@ import { allowedTopics } from './access.js';
 import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
 import { RateLimiter, type RateLimiterOptions } from './limits.js';
 import type { Metrics } from './metrics.js';
+import {
+  JsonBoundsError,
+  checkJsonBounds,
+  resolveJsonBounds,
+  type JsonBounds,
+  type JsonBoundsViolation,
+} from '../json-bounds.js';
+
+/** Where an input refused by the JSON bounds came in (the `path` label of `citypulse_inputs_rejected_total`). */
+export type InputPath = 'http' | 'ws' | 'library';
 
 /**
  * Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise.
@@ -89,6 +100,17 @@ export interface WebSocketServiceOptions {
   logger?: Logger;
   /** Clock, ms since the epoch. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Bounds every input is checked against before it is stored or sequenced: `publish` / `broadcast` data, client
+   * frames, and (through {@link WebSocketService.checkInput}) the HTTP API's bodies. Default
+   * `DEFAULT_JSON_BOUNDS` (depth 64, 100,000 values, strings of 1 Mi characters, keys of 1024, 4 Mi in total).
+   */
+  jsonBounds?: Partial<JsonBounds>;
+  /**
+   * Encoded connect-time snapshot frames kept for the current snapshot (keyed by the canonical topic set and the
+   * seqs; least recently used dropped first). Default 32.
+   */
+  snapshotCacheSize?: number;
   /** Fixed epoch for topic sequences (tests). Default: random per service. */
   epoch?: string;
   /**
@@ -122,6 +144,10 @@ export interface ServiceCounters {
   readonly queuedBytes: number;
   /** Connections accepted since start. */
   readonly connectionsTotal: number;
+  /** Inputs refused by the JSON bounds (library calls, client frames, HTTP bodies); none took a `seq`. */
+  readonly rejected: number;
+  /** Encoded snapshot frames cached right now (bounded by `snapshotCacheSize`). */
+  readonly snapshotCacheEntries: number;
 }
 
 type ServiceState = 'running' | 'closing' | 'closed';
@@ -131,6 +157,7 @@ const DEFAULTS = {
   heartbeatTimeoutMs: 30_000,
   maxPayloadBytes: 64 * 1024,
   closeTimeoutMs: 2000,
+  snapshotCacheSize: 32,
 };
 
 /** The real-time hub between publishers (the aggregator, the HTTP API) and WebSocket clients. */
@@ -156,8 +183,13 @@ export class WebSocketService {
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
   readonly #conflatable = new WeakMap<Buffer, string>();
-  /** Encoded snapshot frames by snapshot object identity, then by shape key. */
-  #snapshotFrames = new WeakMap<object, Map<string, Buffer>>();
+  readonly #jsonBounds: JsonBounds;
+  readonly #snapshotCacheSize: number;
+  /**
+   * Encoded snapshot frames of one snapshot object (the current state generation), by shape key; a new snapshot
+   * object replaces them all. A `Map` in use order, so the least recently used entry goes first.
+   */
+  #snapshotCache: { owner: object; frames: Map<string, Buffer> } | null = null;
   #state: ServiceState = 'running';
   #closed: Promise<void> | null = null;
   /** Set while `close()` waits for the last client to go. */
@@ -171,6 +203,7 @@ export class WebSocketService {
     slowConsumerCloses: 0,
     conflatedFrames: 0,
     connectionsTotal: 0,
+    rejected: 0,
   };
 
   /**
@@ -191,6 +224,8 @@ export class WebSocketService {
     this.#authenticator = options.authenticator;
     this.#rateLimit = options.rateLimit ?? {};
     this.#metrics = options.metrics;
+    this.#jsonBounds = resolveJsonBounds(options.jsonBounds);
+    this.#snapshotCacheSize = Math.max(1, options.snapshotCacheSize ?? DEFAULTS.snapshotCacheSize);
     // The broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
     this.#broker =
       options.broker ??
@@ -233,9 +268,43 @@ export class WebSocketService {
     this.#snapshotProvider = provider;
   }
 
-  /** Sends `message` to every connected client (no topic filter, no `seq`: not kept in history). */
+  /**
+   * The JSON bounds this service enforces (from the `jsonBounds` option). Other input paths of the same server
+   * (the HTTP API) check against these through {@link checkInput}.
+   */
+  get jsonBounds(): JsonBounds {
+    return this.#jsonBounds;
+  }
+
+  /**
+   * Checks an untrusted decoded value against {@link jsonBounds}. A violation is counted (`counters().rejected`,
+   * the `citypulse_inputs_rejected_total` metric under `path`) and returned; `null` means the value may be used.
+   */
+  checkInput(value: unknown, path: InputPath): JsonBoundsViolation | null {
+    const violation = checkJsonBounds(value, this.#jsonBounds);
+    if (violation !== null) this.#countRejected(path, violation.code);
+    return violation;
+  }
+
+  #countRejected(path: InputPath, code: string): void {
+    this.#counters.rejected++;
+    this.#metrics?.inputRejected(path, code);
+  }
+
+  /** Throws (counted) before anything is sequenced or sent when `data` is outside the bounds. */
+  #admit(data: unknown): void {
+    const violation = this.checkInput(data, 'library');
+    if (violation !== null) throw new JsonBoundsError(violation);
+  }
+
+  /**
+   * Sends `message` to every connected client (no topic filter, no `seq`: not kept in history).
+   * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
+   *   nothing is sent.
+   */
   broadcast(message: WebSocketMessage): void {
     if (this.#state === 'closed') return;
+    this.#admit(message.data);
     this.#counters.published++;
     const json = JSON.stringify({
       type: message.type,
@@ -257,7 +326,10 @@ export class WebSocketService {
     this.#metrics?.messagesOut(frameType(json), undefined, this.#sessions.size, frame.length);
   }
 
-  /** Sends `message` to the subscribers of `topic`; UPDATE and ALERT take the topic's next `seq`. */
+  /**
+   * Sends `message` to the subscribers of `topic`; UPDATE and ALERT take the topic's next `seq`.
+   * @throws as {@link publish} does.
+   */
   broadcastToTopic(topic: string, message: WebSocketMessage): void {
     this.publish(topic, message);
   }
@@ -278,12 +350,15 @@ export class WebSocketService {
    * a cluster broker, which may reject while the cluster store is unreachable); SNAPSHOT is stamped with the
    * current `seq`; PONG carries none.
    * @throws Error with `code: 'ERR_UNKNOWN_TOPIC'` when `topic` is not in the registry.
+   * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
+   *   the message takes no `seq` (the next one published takes the next number, no hole) and is counted.
    */
   publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition> {
     if (!this.#topics.has(topic)) {
       throw Object.assign(new Error(`unknown topic "${topic}"`), { code: 'ERR_UNKNOWN_TOPIC' });
     }
     if (this.#state === 'closed') return this.#broker.position(topic);
+    this.#admit(message.data);
     this.#counters.published++;
     switch (message.type) {
       case 'UPDATE':
@@ -372,6 +447,7 @@ export class WebSocketService {
       bytesOut: this.#outbound.bytesWritten,
       writes: this.#outbound.writes,
       queuedBytes: [...this.#sessions].reduce((n, session) => n + session.bytes, 0),
+      snapshotCacheEntries: this.#snapshotCache?.frames.size ?? 0,
     };
   }
 
@@ -518,9 +594,11 @@ export class WebSocketService {
 
     // The initial snapshot: the ?topics= ones, or every topic when the client named none.
     const resumed = problem === null ? Object.keys(resume ?? {}) : [];
+    const requestedSet = new Set(requested);
+    // Canonical: registry order, each topic once (the raw ?topics= list may repeat and reorder them).
     const snapshotTopics =
       problem === null && wanted.length > 0
-        ? requested.filter((t) => !Object.hasOwn(resume ?? {}, t))
+        ? this.#topicList.filter((t) => requestedSet.has(t) && !Object.hasOwn(resume ?? {}, t))
         : allowedTopics(principal.topics, this.#topicList);
     for (const topic of subscribed) session.holdTopic(topic);
     this.#withSnapshot(
@@ -696,9 +774,10 @@ export class WebSocketService {
 
   #handleFrame(session: ClientSession, data: RawData, isBinary: boolean): void {
     if (session.state === 'closed') return;
-    const result = parseClientMessage(isBinary ? data : rawToString(data));
+    const result = parseClientMessage(isBinary ? data : rawToString(data), this.#jsonBounds);
     this.#metrics?.messageIn(result.ok ? result.message.type : 'invalid');
     if (!result.ok) {
+      if (isBoundsError(result.error)) this.#countRejected('ws', result.error.code);
       this.#sendError(session, result.error.code, result.error.message);
       return;
     }
@@ -877,14 +956,16 @@ export class WebSocketService {
       failed(error);
       return;
     }
-    if (isPromiseLike(result)) {
-      result.then(
-        (snapshot) => done(snapshot, callTimeSeqs),
-        (error: unknown) => failed(error),
-      );
-    } else {
-      done(result, callTimeSeqs);
-    }
+    // An encoding failure (a provider's state JSON cannot encode) is a provider failure, never a crash.
+    const finish = (snapshot: unknown): void => {
+      try {
+        done(snapshot, callTimeSeqs);
+      } catch (error) {
+        failed(error);
+      }
+    };
+    if (isPromiseLike(result)) result.then(finish, (error: unknown) => failed(error));
+    else finish(result);
   }
 
   /** Holds `topics`, fetches a snapshot and sends one per-topic SNAPSHOT each, then the frames held meanwhile. */
@@ -954,18 +1035,23 @@ export class WebSocketService {
     );
   }
 
+  /**
+   * The encoded frame of `key` for `snapshot`, from the cache when this snapshot object encoded it before. Only the
+   * current snapshot object's frames are kept, at most `snapshotCacheSize` of them (least recently used dropped),
+   * and `key` is built from canonical values only (registry-ordered topic sets, seqs), never from raw client input.
+   */
   #cachedSnapshotFrame(snapshot: unknown, key: string, encode: () => string): Buffer {
     if (typeof snapshot !== 'object' || snapshot === null) return encodeTextFrame(encode());
-    let frames = this.#snapshotFrames.get(snapshot);
-    if (frames === undefined) {
-      frames = new Map();
-      this.#snapshotFrames.set(snapshot, frames);
-    }
+    if (this.#snapshotCache?.owner !== snapshot) this.#snapshotCache = { owner: snapshot, frames: new Map() };
+    const frames = this.#snapshotCache.frames;
     let frame = frames.get(key);
     if (frame === undefined) {
       frame = encodeTextFrame(encode());
-      frames.set(key, frame);
+      if (frames.size >= this.#snapshotCacheSize) frames.delete(frames.keys().next().value as string);
+    } else {
+      frames.delete(key); // re-inserted below as the most recently used
     }
+    frames.set(key, frame);
     return frame;
   }
 
@@ -994,6 +1080,10 @@ export class WebSocketService {
       topics === undefined ? { code, message } : { code, message, topics },
     );
   }
+}
+
+function isBoundsError(error: ProtocolError): boolean {
+  return error.code === ErrorCode.TooDeep || error.code === ErrorCode.TooLarge;
 }
 
 /** The `type` of an encoded server frame (it is always the first key). */

@@ -2,8 +2,8 @@
  * The `http-poll` source: GETs a URL every `intervalMs`, parses the JSON body with a format parser and reports
  * the batch. Each request has a timeout (an `AbortController`); `ETag` / `Last-Modified` are sent back as
  * `If-None-Match` / `If-Modified-Since`, so an unchanged feed costs a 304; a failure (transport error, timeout,
- * non-2xx status, bad body) is reported and retried with exponential backoff and jitter (a `Retry-After` on 429 /
- * 503 is honoured as a lower bound). `stop()` aborts the request in flight, clears the timer and closes the
+ * non-2xx status, bad body, a body outside the JSON bounds, which also counts as a rejected reading) is reported
+ * and retried with exponential backoff and jitter (a `Retry-After` on 429 / 503 is honoured as a lower bound). `stop()` aborts the request in flight, clears the timer and closes the
  * kept-alive sockets.
  *
  * States: `idle` -> `waiting` (timer set) <-> `fetching` (request in flight) -> `stopped`.
@@ -18,6 +18,14 @@ import type { FeedParser } from '../parsers/types.js';
 import { FeedFormatError } from '../parsers/types.js';
 import type { Source, SourceContext } from '../source.js';
 import { httpGet } from './http-get.js';
+import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from '../../json-bounds.js';
+
+/** A whole feed document may hold more values than one input (its body is bounded by `maxBytes` instead). */
+const FEED_BOUNDS: JsonBounds = Object.freeze({
+  ...DEFAULT_JSON_BOUNDS,
+  maxNodes: Number.POSITIVE_INFINITY,
+  maxSize: Number.POSITIVE_INFINITY,
+});
 
 /** Options of {@link createHttpPollSource}. */
 export interface HttpPollOptions {
@@ -169,6 +177,12 @@ class HttpPollSource implements Source {
           body = JSON.parse(response.body);
         } catch {
           throw new FeedFormatError('response is not valid JSON');
+        }
+        // Depth, string and key bounds; the size is already bounded by `maxBytes`.
+        const violation = checkJsonBounds(body, FEED_BOUNDS);
+        if (violation !== null) {
+          context.reject(`response refused (${violation.code}): ${violation.message}`);
+          throw new FeedFormatError(`response refused (${violation.code}): ${violation.message}`);
         }
         const batch = this.options.parser.parse(body, { now: context.now(), sourceName: this.name });
         const etag = response.headers.etag;

@@ -5,7 +5,8 @@
  * - an array of entities, or
  * - `{ "upserts": [...], "removes": [...] }`;
  * an empty payload (the usual way to clear a retained message) removes the entity named by the last topic level.
- * Payloads that are not JSON are counted as rejected readings.
+ * Payloads that are not JSON, or outside the JSON bounds (`src/json-bounds.ts`: too deep, too large), are counted
+ * as rejected readings and logged; nothing of them is stored.
  *
  * The client reconnects on its own every `reconnectPeriodMs` and subscribes again on every connect; lost
  * connections and broker errors show in the source status. `stop()` ends the client (forced), which clears its
@@ -19,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { isRecord } from '../json.js';
+import { checkJsonBounds } from '../../json-bounds.js';
 import type { Source, SourceContext } from '../source.js';
 
 /** Options of {@link createMqttSource}. */
@@ -150,6 +152,11 @@ class MqttSource implements Source {
       value = JSON.parse(payload.toString('utf8'));
     } catch {
       context.reject(`payload on ${mqttTopic} is not JSON`);
+      return;
+    }
+    const violation = checkJsonBounds(value);
+    if (violation !== null) {
+      context.reject(`payload on ${mqttTopic} refused (${violation.code}): ${violation.message}`);
       return;
     }
     const withId = (entity: unknown): unknown =>

@@ -5,13 +5,18 @@
  * @module
  */
 import { HELP, UsageError, parseServeArgs } from './cli-args.js';
-import { createLogger } from './server/logger.js';
+import { createLogger, guardStdio } from './server/logger.js';
 import { createServer } from './server/create-server.js';
 import { createMetrics } from './server/metrics.js';
 import { ConfigError, loadConfig, sourceFactoriesFromConfig } from './aggregator/config.js';
 import type { CityPulseServerOptions } from './server/create-server.js';
 
+/** After the first SIGINT/SIGTERM the process exits within this long, whatever `close()` is waiting on. */
+const FORCED_EXIT_MS = 10_000;
+
 async function main(): Promise<void> {
+  // A reader that went away (`citypulse serve | head`) must never crash or stop the server.
+  guardStdio();
   let parsed;
   try {
     parsed = parseServeArgs(process.argv.slice(2), process.env);
@@ -55,11 +60,17 @@ async function main(): Promise<void> {
   );
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      process.exit(1); // a second signal: exit at once
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
+    // The deadline first, so nothing below (a log line, a close that hangs) can keep the process alive past it.
+    setTimeout(() => process.exit(1), FORCED_EXIT_MS).unref();
+    try {
+      logger.info({ signal }, 'shutting down');
+    } catch {
+      // logging never stops a shutdown
+    }
     server.close().then(
       () => process.exit(0),
       () => process.exit(1),

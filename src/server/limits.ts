@@ -247,6 +247,11 @@ export function clientIp(req: IncomingMessage, trustedProxies = 0): string {
   return entry === undefined ? socketIp : unmapIpv4(entry);
 }
 
+/** The peer address of a socket (IPv4-mapped IPv6 unmapped), for limits counted before any request arrives. */
+export function socketIp(socket: { readonly remoteAddress?: string }): string {
+  return unmapIpv4(socket.remoteAddress ?? 'unknown');
+}
+
 function unmapIpv4(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
 }

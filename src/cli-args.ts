@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, type LogLevel } from './server/logger.js';
 import type { CityPulseServerOptions } from './server/create-server.js';
+import { DEFAULT_LIMITS } from './server/limits.js';
 
 /** The text of `citypulse --help`. */
 export const HELP = `citypulse - real-time gateway for live city data
@@ -37,6 +38,8 @@ Options (environment variable in brackets):
   --drain <ms>                on SIGTERM/SIGINT, spread the clients' 1001 closes over this window
                               [CITYPULSE_DRAIN_MS] (default 2000)
   --metrics <on|off>          Prometheus metrics at GET /metrics [CITYPULSE_METRICS] (default on)
+  --metrics-port <n>          serve GET /metrics on its own listener at this port (0: any), not on --port
+                              [CITYPULSE_METRICS_PORT] (default: on --port, needing a publish key if auth is on)
 
 Security and limits:
   --auth-secret <secret>      verify connection JWTs with this HS256 secret (>= 32 bytes) [CITYPULSE_AUTH_SECRET]
@@ -48,10 +51,17 @@ Security and limits:
   --allowed-origins <list>    comma-separated origins allowed to connect, "*.example.com" wildcards
                               [CITYPULSE_ALLOWED_ORIGINS] (default: any)
   --max-connections <n>       WebSocket connections in total, then 503 [CITYPULSE_MAX_CONNECTIONS] (default 10000)
-  --max-connections-per-ip <n> per client IP, then 429 [CITYPULSE_MAX_CONNECTIONS_PER_IP] (default 100)
+  --max-connections-per-ip <n> per client IP, then 429 [CITYPULSE_MAX_CONNECTIONS_PER_IP] (default 1000)
+  --max-pending-connections <n> TCP connections not (yet) WebSockets, then 503 [CITYPULSE_MAX_PENDING_CONNECTIONS]
+                              (default 1024)
+  --max-pending-per-ip <n>    the same per socket address, then 429 [CITYPULSE_MAX_PENDING_PER_IP] (default 256;
+                              none with --trust-proxy)
+  --headers-timeout <ms>      time to send a request head, then 408 [CITYPULSE_HEADERS_TIMEOUT_MS] (default 5000)
+  --request-timeout <ms>      time to send a whole request, then 408 [CITYPULSE_REQUEST_TIMEOUT_MS] (default 15000)
   --trust-proxy <hops>        proxies appending to X-Forwarded-For [CITYPULSE_TRUST_PROXY] (default 0)
   --rate-limit <n>            client frames per second per connection, 0 = off [CITYPULSE_RATE_LIMIT] (default 20)
-  --rate-burst <n>            frames allowed in a burst [CITYPULSE_RATE_BURST] (default 40)
+  --rate-burst <n>            frames allowed in a burst [CITYPULSE_RATE_BURST] (default 100, or twice
+                              --rate-limit if more)
   --handshake-timeout <ms>    bound on token verification at upgrade [CITYPULSE_HANDSHAKE_TIMEOUT_MS] (default 5000)
   --max-body <bytes>          largest HTTP request body [CITYPULSE_MAX_BODY] (default 1048576)
 
@@ -113,6 +123,11 @@ export function parseServeArgs(
         'lease-ttl': { type: 'string' },
         drain: { type: 'string' },
         metrics: { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'max-pending-connections': { type: 'string' },
+        'max-pending-per-ip': { type: 'string' },
+        'headers-timeout': { type: 'string' },
+        'request-timeout': { type: 'string' },
         'auth-secret': { type: 'string' },
         'auth-jwks': { type: 'string' },
         'auth-audience': { type: 'string' },
@@ -266,7 +281,12 @@ type SecurityValues = Partial<
     | 'rate-limit'
     | 'rate-burst'
     | 'handshake-timeout'
-    | 'max-body',
+    | 'max-body'
+    | 'metrics-port'
+    | 'max-pending-connections'
+    | 'max-pending-per-ip'
+    | 'headers-timeout'
+    | 'request-timeout',
     string
   >
 >;
@@ -308,11 +328,46 @@ function securityOptions(values: SecurityValues, env: NodeJS.ProcessEnv): CityPu
   );
   if (perIp !== undefined) out.maxConnectionsPerIp = perIp;
   out.trustProxy = integer('--trust-proxy', values['trust-proxy'] ?? env.CITYPULSE_TRUST_PROXY, 0);
-  const rate = integer('--rate-limit', values['rate-limit'] ?? env.CITYPULSE_RATE_LIMIT, 20);
+  const pending = optionalInteger(
+    '--max-pending-connections',
+    values['max-pending-connections'] ?? env.CITYPULSE_MAX_PENDING_CONNECTIONS,
+  );
+  if (pending !== undefined) out.maxPendingConnections = pending;
+  const pendingPerIp = optionalInteger(
+    '--max-pending-per-ip',
+    values['max-pending-per-ip'] ?? env.CITYPULSE_MAX_PENDING_PER_IP,
+  );
+  if (pendingPerIp !== undefined) out.maxPendingPerIp = pendingPerIp;
+  const headersTimeout = optionalInteger(
+    '--headers-timeout',
+    values['headers-timeout'] ?? env.CITYPULSE_HEADERS_TIMEOUT_MS,
+    100,
+  );
+  if (headersTimeout !== undefined) out.headersTimeoutMs = headersTimeout;
+  const requestTimeout = optionalInteger(
+    '--request-timeout',
+    values['request-timeout'] ?? env.CITYPULSE_REQUEST_TIMEOUT_MS,
+    100,
+  );
+  if (requestTimeout !== undefined) out.requestTimeoutMs = requestTimeout;
+  const metricsPort = optionalInteger(
+    '--metrics-port',
+    values['metrics-port'] ?? env.CITYPULSE_METRICS_PORT,
+    0,
+  );
+  if (metricsPort !== undefined) {
+    if (metricsPort > 65535) throw new UsageError(`--metrics-port must be <= 65535, got ${metricsPort}`);
+    out.metricsPort = metricsPort;
+  }
+  const rate = integer(
+    '--rate-limit',
+    values['rate-limit'] ?? env.CITYPULSE_RATE_LIMIT,
+    DEFAULT_LIMITS.ratePerSec,
+  );
   const burst = integer(
     '--rate-burst',
     values['rate-burst'] ?? env.CITYPULSE_RATE_BURST,
-    Math.max(1, rate * 2),
+    Math.max(DEFAULT_LIMITS.burst, rate * 2),
     1,
   );
   out.rateLimit = rate === 0 ? false : { ratePerSec: rate, burst };

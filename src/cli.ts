@@ -56,7 +56,8 @@ async function main(): Promise<void> {
   const metrics = parsed.metrics ? createMetrics({ processMetrics: true }) : false;
   const server = await createServer({ ...parsed.options, ...fromConfig, logger, metrics });
   process.stdout.write(
-    `citypulse serving on ${server.url}  (WebSocket ${server.wsUrl}, dashboard ${server.url}/)\n`,
+    `citypulse serving on ${server.url}  (WebSocket ${server.wsUrl}, dashboard ${server.url}/` +
+      `${server.metricsUrl === undefined ? '' : `, metrics ${server.metricsUrl}`})\n`,
   );
   let stopping = false;
   const stop = (signal: string): void => {

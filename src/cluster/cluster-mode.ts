@@ -9,6 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DataAggregator } from '../aggregator/data-aggregator.js';
 import type { Source } from '../aggregator/source.js';
 import { silentLogger, type Logger } from '../server/logger.js';
+import { parseRequestTarget } from '../server/http-guard.js';
+import { pickTopics, type ReadGuard } from '../server/read-access.js';
 import type { WebSocketService } from '../server/websocket-service.js';
 import { leasedSource } from './leased-source.js';
 import { RedisBroker } from './redis-broker.js';
@@ -216,11 +218,19 @@ export class ClusterMode {
 
   /**
    * Answers the endpoints cluster mode changes: `GET /readyz` (not ready while Redis is down),
-   * `GET /api/stats?scope=cluster`, `GET /api/snapshot` (the shared state). Returns false for anything else.
+   * `GET /api/stats?scope=cluster`, `GET /api/snapshot` (the shared state). Returns false for anything else
+   * (an unparsable target included). The two reads pass `authorizeRead` first: refused requests are answered
+   * there, the others see only the topics it allows.
    */
-  handleHttp(req: IncomingMessage, res: ServerResponse, isClosing: () => boolean): boolean {
+  handleHttp(
+    req: IncomingMessage,
+    res: ServerResponse,
+    isClosing: () => boolean,
+    authorizeRead: ReadGuard,
+  ): boolean {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = parseRequestTarget(req.url);
+    if (url === null) return false;
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, {
@@ -246,12 +256,28 @@ export class ClusterMode {
       }
       case '/api/stats':
         if (url.searchParams.get('scope') !== 'cluster') return false;
-        this.clusterStats().then((stats) => send(200, stats), unavailable);
+        void authorizeRead(req, res)
+          .then(async (permission) => {
+            if (permission === null) return;
+            await this.clusterStats().then((stats) => {
+              const perNode = stats.perNode.map((node) => ({
+                ...node,
+                topics: pickTopics(node.topics, permission),
+              }));
+              send(200, { ...stats, topics: pickTopics(stats.topics, permission), perNode });
+            }, unavailable);
+          })
+          .catch(() => res.destroy());
         return true;
       case '/api/snapshot':
-        this.broker
-          .snapshot(this.#service?.topics ?? [])
-          .then((snapshot) => send(200, snapshot), unavailable);
+        void authorizeRead(req, res)
+          .then(async (permission) => {
+            if (permission === null) return;
+            await this.broker
+              .snapshot(this.#service?.topics ?? [])
+              .then((snapshot) => send(200, pickTopics(snapshot, permission)), unavailable);
+          })
+          .catch(() => res.destroy());
         return true;
       default:
         return false;

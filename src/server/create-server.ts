@@ -26,18 +26,26 @@ import {
   type AuthenticatorOptions,
 } from './auth.js';
 import { ConnectionLimiter } from './limits.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, serveMetrics, type Metrics } from './metrics.js';
+import {
+  guardRequestListener,
+  guardUpgradeListener,
+  hardenHttpServer,
+  httpServerTimeouts,
+  parseRequestTarget,
+  type ListenerErrorReporter,
+} from './http-guard.js';
+import { sendError } from './http-response.js';
+import { createReadAuthorizer, readGuard } from './read-access.js';
 import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js';
 
 function destroyOnError(this: Duplex): void {
   this.destroy();
 }
 
-/** The path of a request target, without parsing the whole URL. */
-function pathOf(url: string | undefined): string {
-  if (url === undefined) return '/';
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
+/** How a bound interface appears in a URL: IPv6 bracketed, the wildcard as loopback. */
+function urlHostOf(host: string): string {
+  return host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
 }
 
 /** Options of {@link createServer}. Durations in milliseconds. */
@@ -79,8 +87,31 @@ export interface CityPulseServerOptions extends Omit<
   allowedOrigins?: readonly string[];
   /** Most WebSocket connections in total; more are answered 503 at upgrade. Default 10000. */
   maxConnections?: number;
-  /** Most WebSocket connections per client IP; more are answered 429 at upgrade. Default 100. */
+  /** Most WebSocket connections per client IP; more are answered 429 at upgrade. Default 1000. */
   maxConnectionsPerIp?: number;
+  /**
+   * Most TCP connections that are not WebSockets (yet): plain HTTP, keep-alive, never a request. More are answered
+   * 503 and closed. Default 1024.
+   */
+  maxPendingConnections?: number;
+  /**
+   * The same per socket address (429). Default 256; with `trustProxy` > 0 (every socket comes from the proxy) the
+   * default is no per-address bound.
+   */
+  maxPendingPerIp?: number;
+  /** Time a connection has to send a complete request head; then 408 and closed. Default 5000. */
+  headersTimeoutMs?: number;
+  /** Time a whole HTTP request (head and body) may take; then 408 and closed. Default 15000. */
+  requestTimeoutMs?: number;
+  /** A request body that sends nothing for this long is answered 408 and closed. Default 5000. */
+  bodyIdleTimeoutMs?: number;
+  /**
+   * Serve `GET /metrics` on its own listener at this port (0: any free one) instead of the main port, where it then
+   * answers 404. Without it `/metrics` is on the main port, behind a publish key when auth is on.
+   */
+  metricsPort?: number;
+  /** Interface of the metrics listener. Default: `host`. */
+  metricsHost?: string;
   /** Proxies in front that append to `X-Forwarded-For` (for per-IP limits and logs). Default 0. */
   trustProxy?: number;
   /** Bound on the asynchronous part of a handshake (token verification), ms. Default 5000. */
@@ -110,6 +141,8 @@ export interface CityPulseServer {
   /** `ws://HOST:PORT/ws`. */
   readonly wsUrl: string;
   readonly http: Server;
+  /** `http://HOST:PORT/metrics` of the metrics listener, when `metricsPort` was given (and metrics are on). */
+  readonly metricsUrl?: string;
   readonly wss: WebSocketServer;
   readonly service: WebSocketService;
   readonly aggregator: DataAggregator;
@@ -192,16 +225,21 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
   cluster?.attach(service, aggregator); // snapshots from Redis, stats, reconciliation
 
   let closing = false;
+  const publishKeys = options.publishKeys ?? [];
+  const reads = createReadAuthorizer({ authenticator, publishKeys, topics });
+  const ownMetricsPort = options.metricsPort !== undefined && metrics !== undefined;
   const handleRequest = createRequestHandler({
     service,
     aggregator,
-    publishKeys: options.publishKeys ?? [],
+    publishKeys,
     maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
     webRoot: options.webRoot ?? defaultWebRoot(),
     now,
     startedAt: now(),
     isClosing: () => closing,
-    metrics,
+    metrics: ownMetricsPort ? undefined : metrics,
+    reads,
+    bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
   });
   metrics?.bindSubscriptions(() => service.topics.map((t) => [t, service.getTopicSubscribers(t)] as const));
   metrics?.bindSources(() =>
@@ -211,23 +249,44 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
       lastSuccessAt: s.lastSuccessAt === null ? null : Date.parse(s.lastSuccessAt),
     })),
   );
-  // Cluster mode answers /readyz, /api/stats?scope=cluster and /api/snapshot itself.
-  const http = createHttpServer((req, res) => {
-    if (cluster === null || !cluster.handleHttp(req, res, () => closing)) handleRequest(req, res);
-  });
-  http.on('upgrade', (req, socket: Duplex, head: Buffer) => {
-    // A module-level listener: a closure here would keep `req` alive for the connection's whole life.
-    socket.on('error', destroyOnError);
-    const pathname = pathOf(req.url);
-    if (closing || pathname !== WS_PATH) {
-      rejectUpgrade(
-        socket,
-        closing ? 503 : 404,
-        closing ? 'server shutting down' : 'no WebSocket endpoint here',
-      );
-      return;
-    }
-    void gate.admit(req).then((admission) => {
+  const report: ListenerErrorReporter = (error, where) =>
+    logger.error({ err: error instanceof Error ? error.message : String(error), where }, 'listener failed');
+  const guardOptions = {
+    headersTimeoutMs: options.headersTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs,
+    maxPendingConnections: options.maxPendingConnections,
+    maxPendingPerIp:
+      options.maxPendingPerIp ?? ((options.trustProxy ?? 0) > 0 ? Number.POSITIVE_INFINITY : undefined),
+    onRefused: (ip: string, reason: string) => logger.info({ ip, reason }, 'connection refused'),
+  };
+  // Cluster mode answers /readyz, /api/stats?scope=cluster and /api/snapshot itself, with the same read rights.
+  const guardReads = readGuard(reads);
+  const http = createHttpServer(
+    httpServerTimeouts(guardOptions),
+    guardRequestListener((req, res) => {
+      if (cluster === null || !cluster.handleHttp(req, res, () => closing, guardReads))
+        handleRequest(req, res);
+    }, report),
+  );
+  const httpGuard = hardenHttpServer(http, guardOptions);
+  http.on(
+    'upgrade',
+    guardUpgradeListener(async (req, socket, head) => {
+      // A module-level listener: a closure here would keep `req` alive for the connection's whole life.
+      socket.on('error', destroyOnError);
+      // The head arrived: from here the upgrade gate (connection limits, handshake deadline) is in charge.
+      httpGuard.upgraded(socket);
+      const target = parseRequestTarget(req.url);
+      if (closing || target?.pathname !== WS_PATH) {
+        const [status, message] = closing
+          ? [503, 'server shutting down']
+          : target === null
+            ? [400, 'bad request target']
+            : [404, 'no WebSocket endpoint here'];
+        rejectUpgrade(socket, status, message);
+        return;
+      }
+      const admission = await gate.admit(req);
       if (!admission.ok) {
         metrics?.upgradeRejected(admission.stage, admission.reason);
         logger.info(
@@ -250,8 +309,25 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
       // The slot is given back when the TCP socket closes (ws may refuse the handshake itself and never call back).
       socket.once('close', admission.release);
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, admission.principal));
-    });
-  });
+    }, report),
+  );
+
+  // `/metrics` on its own listener (`metricsPort`): nothing else is served there.
+  const metricsServer =
+    ownMetricsPort && metrics !== undefined
+      ? createHttpServer(
+          httpServerTimeouts(guardOptions),
+          guardRequestListener((req, res) => {
+            const target = parseRequestTarget(req.url);
+            if (target?.pathname === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+              serveMetrics(metrics, res).catch(() => res.destroy());
+            } else {
+              sendError(res, 404, 'NOT_FOUND', 'only GET /metrics is served here');
+            }
+          }, report),
+        )
+      : null;
+  if (metricsServer !== null) hardenHttpServer(metricsServer, guardOptions);
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -259,25 +335,50 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
       http.off('error', reject);
       resolve();
     });
-  }).catch(async (error: unknown) => {
-    await cluster?.close(); // do not leak the Redis connections when the port is taken
-    throw error;
-  });
+  })
+    .then(async () => {
+      if (metricsServer === null) return;
+      await new Promise<void>((resolve, reject) => {
+        metricsServer.once('error', reject);
+        metricsServer.listen(options.metricsPort, options.metricsHost ?? host, () => {
+          metricsServer.off('error', reject);
+          resolve();
+        });
+      });
+    })
+    .catch(async (error: unknown) => {
+      // Do not leak the Redis connections or a listener when a port is taken.
+      if (http.listening) await new Promise<void>((resolve) => http.close(() => resolve()));
+      await cluster?.close();
+      throw error;
+    });
   await aggregator.start();
   const port = (http.address() as AddressInfo).port;
-  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const urlHost = urlHostOf(host);
   logger.info({ port, host, topics, sources: sources.map((s) => s.name) }, 'citypulse listening');
+
+  let metricsUrl: string | undefined;
+  if (metricsServer !== null) {
+    const address = metricsServer.address() as AddressInfo;
+    metricsUrl = `http://${urlHostOf(options.metricsHost ?? host)}:${address.port}/metrics`;
+  }
 
   let closed: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     closing = true;
     const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+    const metricsClosed =
+      metricsServer === null
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+    metricsServer?.closeAllConnections();
     await aggregator.stop();
     await service.close({ drainMs: options.drainMs });
     await cluster?.close();
     wss.close();
     http.closeAllConnections();
     await httpClosed;
+    await metricsClosed;
     if (ownsMetrics) metrics?.close();
     logger.info({ port }, 'citypulse stopped');
   }
@@ -287,6 +388,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     url: `http://${urlHost}:${port}`,
     wsUrl: `ws://${urlHost}:${port}${WS_PATH}`,
     http,
+    ...(metricsUrl === undefined ? {} : { metricsUrl }),
     wss,
     service,
     aggregator,

@@ -7,7 +7,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DataAggregator } from '../aggregator/data-aggregator.js';
 import { readJsonBody } from './http-body.js';
-import { safeEqualKey } from './auth.js';
+import { parseRequestTarget } from './http-guard.js';
+import { failRequest, sendError, sendJson } from './http-response.js';
+import { hasPublishKey, pickTopics, readGuard, sendReadRefusal, type ReadAuthorizer } from './read-access.js';
 import { serveStatic } from './static-files.js';
 import type { WebSocketService } from './websocket-service.js';
 import { serveMetrics, type Metrics } from './metrics.js';
@@ -29,65 +31,51 @@ export interface HttpApiContext {
   readonly startedAt: number;
   /** Whether the server is shutting down (health turns 503). */
   readonly isClosing: () => boolean;
-  /** Served at `GET /metrics` when present. */
+  /** Served at `GET /metrics` when present (absent when metrics are off or served on their own port). */
   readonly metrics?: Metrics;
+  /** Who may read topic data and `/metrics` (see `read-access.ts`). */
+  readonly reads: ReadAuthorizer;
+  /** A request body that sends nothing for this long is answered 408 and its connection closed. */
+  readonly bodyIdleTimeoutMs?: number;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, ctx: HttpApiContext) => void | Promise<void>;
 
 const MESSAGE_TYPES = new Set(['UPDATE', 'ALERT']);
 
-function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  res.end(text);
-}
-
-function sendError(res: ServerResponse, status: number, code: string, message: string, field?: string): void {
-  sendJson(res, status, { error: { code, message, ...(field === undefined ? {} : { field }) } });
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Checks `Authorization: Bearer <key>`; answers the request and returns false when it is not allowed. */
+function badField(res: ServerResponse, code: string, message: string, field: string): void {
+  sendError(res, 400, code, message, { field });
+}
+
+/**
+ * Checks `Authorization: Bearer <key>` (scheme case-insensitive: the one parser, `bearerToken`); answers the request
+ * and returns false when it is not allowed. The body of a refused request is never read.
+ */
 function authorizeWrite(req: IncomingMessage, res: ServerResponse, ctx: HttpApiContext): boolean {
   if (ctx.publishKeys.length === 0) {
     sendError(res, 403, 'PUBLISHING_DISABLED', 'publishing is off: start the server with --publish-key');
     return false;
   }
-  const header = req.headers.authorization ?? '';
-  const match = /^Bearer ([^\s]+)$/.exec(header);
-  if (match === null || !safeEqualKey(match[1], ctx.publishKeys)) {
-    sendJson(
-      res,
-      401,
-      { error: { code: 'UNAUTHORIZED', message: 'a valid "Authorization: Bearer <key>" is required' } },
-      { 'www-authenticate': 'Bearer' },
-    );
+  if (!hasPublishKey(req, ctx.publishKeys)) {
+    sendError(res, 401, 'UNAUTHORIZED', 'a valid "Authorization: Bearer <key>" is required', {
+      headers: { 'www-authenticate': 'Bearer' },
+    });
     return false;
   }
   return true;
 }
 
-/** Reads the JSON object body of a write request, or answers with 400/413 and returns null. */
+/** Reads the JSON object body of a write request, or answers with 400/408/413 and returns null. */
 async function readObject(
   req: IncomingMessage,
   res: ServerResponse,
   ctx: HttpApiContext,
 ): Promise<Record<string, unknown> | null> {
-  const body = await readJsonBody(req, ctx.maxBodyBytes);
+  const body = await readJsonBody(req, ctx.maxBodyBytes, { idleTimeoutMs: ctx.bodyIdleTimeoutMs });
   if (!body.ok) {
     sendError(res, body.error.status, body.error.code, body.error.message);
     return null;
@@ -116,13 +104,13 @@ const publish: Handler = async (req, res, ctx) => {
   const body = await readObject(req, res, ctx);
   if (body === null) return;
   const { topic, data } = body;
-  if (typeof topic !== 'string') return sendError(res, 400, 'BAD_FIELD', '"topic" must be a string', 'topic');
+  if (typeof topic !== 'string') return badField(res, 'BAD_FIELD', '"topic" must be a string', 'topic');
   if (!ctx.service.topics.includes(topic)) {
-    return sendError(res, 400, 'UNKNOWN_TOPIC', `unknown topic "${topic.slice(0, 64)}"`, 'topic');
+    return badField(res, 'UNKNOWN_TOPIC', `unknown topic "${topic.slice(0, 64)}"`, 'topic');
   }
   const type = messageType(body.type);
-  if (type === null) return sendError(res, 400, 'BAD_FIELD', '"type" must be "UPDATE" or "ALERT"', 'type');
-  if (data === undefined) return sendError(res, 400, 'BAD_FIELD', '"data" is required', 'data');
+  if (type === null) return badField(res, 'BAD_FIELD', '"type" must be "UPDATE" or "ALERT"', 'type');
+  if (data === undefined) return badField(res, 'BAD_FIELD', '"data" is required', 'data');
   const timestamp = new Date(ctx.now()).toISOString();
   let position;
   try {
@@ -144,8 +132,8 @@ const broadcast: Handler = async (req, res, ctx) => {
   const body = await readObject(req, res, ctx);
   if (body === null) return;
   const type = messageType(body.type);
-  if (type === null) return sendError(res, 400, 'BAD_FIELD', '"type" must be "UPDATE" or "ALERT"', 'type');
-  if (body.data === undefined) return sendError(res, 400, 'BAD_FIELD', '"data" is required', 'data');
+  if (type === null) return badField(res, 'BAD_FIELD', '"type" must be "UPDATE" or "ALERT"', 'type');
+  if (body.data === undefined) return badField(res, 'BAD_FIELD', '"data" is required', 'data');
   const timestamp = new Date(ctx.now()).toISOString();
   ctx.service.broadcast({ type, data: body.data, timestamp });
   sendJson(res, 202, { type, clients: ctx.service.getClientCount(), timestamp });
@@ -156,17 +144,16 @@ const ingest: Handler = async (req, res, ctx) => {
   const body = await readObject(req, res, ctx);
   if (body === null) return;
   const { topic, entities, removes } = body;
-  if (typeof topic !== 'string') return sendError(res, 400, 'BAD_FIELD', '"topic" must be a string', 'topic');
+  if (typeof topic !== 'string') return badField(res, 'BAD_FIELD', '"topic" must be a string', 'topic');
   if (!ctx.service.topics.includes(topic)) {
-    return sendError(res, 400, 'UNKNOWN_TOPIC', `unknown topic "${topic.slice(0, 64)}"`, 'topic');
+    return badField(res, 'UNKNOWN_TOPIC', `unknown topic "${topic.slice(0, 64)}"`, 'topic');
   }
-  if (!Array.isArray(entities))
-    return sendError(res, 400, 'BAD_FIELD', '"entities" must be an array', 'entities');
+  if (!Array.isArray(entities)) return badField(res, 'BAD_FIELD', '"entities" must be an array', 'entities');
   if (removes !== undefined && (!Array.isArray(removes) || removes.some((id) => typeof id !== 'string'))) {
-    return sendError(res, 400, 'BAD_FIELD', '"removes" must be an array of ids', 'removes');
+    return badField(res, 'BAD_FIELD', '"removes" must be an array of ids', 'removes');
   }
   const result = ctx.aggregator.ingest(topic, entities, (removes as string[] | undefined) ?? []);
-  if (!result.ok) return sendError(res, 400, 'BAD_ENTITY', result.error, result.field);
+  if (!result.ok) return sendError(res, 400, 'BAD_ENTITY', result.error, { field: result.field });
   sendJson(res, 202, { topic, seq: result.seq });
 };
 
@@ -180,28 +167,36 @@ const ready: Handler = (_req, res, ctx) => {
   sendJson(res, isReady ? 200 : 503, { ready: isReady, sources: ctx.aggregator.sourceStatus() });
 };
 
-const stats: Handler = (_req, res, ctx) => {
+const stats: Handler = async (req, res, ctx) => {
+  const permission = await readGuard(ctx.reads)(req, res);
+  if (permission === null) return;
   const topics: Record<string, number> = {};
   for (const topic of ctx.service.topics) topics[topic] = ctx.service.getTopicSubscribers(topic);
   sendJson(res, 200, {
     clients: ctx.service.getClientCount(),
-    topics,
+    topics: pickTopics(topics, permission),
     uptimeSec: Math.round((ctx.now() - ctx.startedAt) / 1000),
     messages: ctx.service.counters(),
     sources: ctx.aggregator.sourceStatus(),
   });
 };
 
-const snapshot: Handler = (_req, res, ctx) => {
-  sendJson(res, 200, ctx.aggregator.getSnapshot());
+const snapshot: Handler = async (req, res, ctx) => {
+  const permission = await readGuard(ctx.reads)(req, res);
+  if (permission === null) return;
+  sendJson(res, 200, pickTopics(ctx.aggregator.getSnapshot(), permission));
 };
 
-const alerts: Handler = (_req, res, ctx) => {
-  sendJson(res, 200, { alerts: ctx.aggregator.activeAlerts() });
+const alerts: Handler = async (req, res, ctx) => {
+  const permission = await readGuard(ctx.reads)(req, res);
+  if (permission === null) return;
+  sendJson(res, 200, { alerts: ctx.aggregator.activeAlerts().filter((a) => permission.allows(a.topic)) });
 };
 
-const prometheus: Handler = async (_req, res, ctx) => {
-  if (ctx.metrics === undefined) return sendError(res, 404, 'NOT_FOUND', 'metrics are off');
+const prometheus: Handler = async (req, res, ctx) => {
+  if (ctx.metrics === undefined) return sendError(res, 404, 'NOT_FOUND', 'no metrics on this port');
+  const decision = ctx.reads.operations(req);
+  if (!decision.ok) return sendReadRefusal(res, decision);
   await serveMetrics(ctx.metrics, res);
 };
 
@@ -217,31 +212,40 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/api/ingest': { POST: ingest },
 };
 
-/** The server's request listener. */
+/**
+ * The server's request listener. An unparsable request target is answered 400; a handler that throws or rejects
+ * is answered 500 (or its connection destroyed), never thrown to the process.
+ */
 export function createRequestHandler(
   ctx: HttpApiContext,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const target = parseRequestTarget(req.url);
+    if (target === null) {
+      sendError(res, 400, 'BAD_REQUEST_TARGET', 'the request target is not a valid path or URL');
+      return;
+    }
+    const pathname = target.pathname;
     const route = ROUTES[pathname];
     if (route !== undefined) {
       const handler = route[req.method ?? 'GET'] ?? (req.method === 'HEAD' ? route.GET : undefined);
       if (handler === undefined) {
-        sendJson(
-          res,
-          405,
-          { error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} not allowed` } },
-          { allow: Object.keys(route).join(', ') },
-        );
+        sendError(res, 405, 'METHOD_NOT_ALLOWED', `${String(req.method).slice(0, 32)} not allowed`, {
+          headers: { allow: Object.keys(route).join(', ') },
+        });
         return;
       }
-      Promise.resolve(handler(req, res, ctx)).catch(() => {
-        if (!res.headersSent) sendError(res, 500, 'INTERNAL', 'internal error');
-        else res.destroy();
-      });
+      Promise.resolve()
+        .then(() => handler(req, res, ctx))
+        .catch(() => failRequest(res));
       return;
     }
     if (serveStatic(ctx.webRoot, pathname, req, res)) return;
-    sendError(res, 404, 'NOT_FOUND', `no route for ${req.method} ${pathname.slice(0, 128)}`);
+    sendError(
+      res,
+      404,
+      'NOT_FOUND',
+      `no route for ${String(req.method).slice(0, 32)} ${pathname.slice(0, 128)}`,
+    );
   };
 }

@@ -14,18 +14,37 @@ import type { IncomingMessage } from 'node:http';
 export const DEFAULT_LIMITS = Object.freeze({
   /** Client frames per second a connection may sustain (`--rate-limit`). */
   ratePerSec: 20,
-  /** Frames a connection may send in a burst above the rate (`--rate-burst`). */
-  burst: 40,
+  /**
+   * Frames a connection may send at once (`--rate-burst`): a client catching up (a few subscribes, a resume, a burst
+   * of pings) must not meet the limit.
+   */
+  burst: 100,
   /** Rejected frames within {@link DEFAULT_LIMITS.abuseWindowMs} that close the connection with 4429. */
   abuseRejections: 100,
   /** Window of the sustained-abuse detector. */
   abuseWindowMs: 10_000,
   /** Connections in total (`--max-connections`); beyond it the upgrade is answered 503. */
   maxConnections: 10_000,
-  /** Connections per client IP (`--max-connections-per-ip`); beyond it the upgrade is answered 429. */
-  maxConnectionsPerIp: 100,
+  /**
+   * Connections per client IP (`--max-connections-per-ip`); beyond it the upgrade is answered 429. High enough for a
+   * large office behind one NAT or proxy; lower it when clients have their own addresses.
+   */
+  maxConnectionsPerIp: 1_000,
   /** Milliseconds the server waits for the asynchronous part of a handshake (token verification). */
   handshakeTimeoutMs: 5_000,
+  /**
+   * TCP connections that have not (yet) become WebSockets, in total (`--max-pending-connections`): plain HTTP
+   * requests, keep-alive sockets and sockets that never send a request. Beyond it a new socket is answered 503.
+   */
+  maxPendingConnections: 1_024,
+  /** The same per client address (`--max-pending-per-ip`); beyond it a new socket is answered 429. */
+  maxPendingPerIp: 256,
+  /** Milliseconds a connection has to send a complete request head (`--headers-timeout`); then 408 and closed. */
+  headersTimeoutMs: 5_000,
+  /** Milliseconds a whole HTTP request (head and body) may take (`--request-timeout`); then 408 and closed. */
+  requestTimeoutMs: 15_000,
+  /** Milliseconds a request body may go without a byte before it is answered 408 and the connection closed. */
+  bodyIdleTimeoutMs: 5_000,
 });
 
 function assertPositive(name: string, value: number, allowInfinity = false): void {
@@ -226,6 +245,11 @@ export function clientIp(req: IncomingMessage, trustedProxies = 0): string {
     .filter((s) => s !== '');
   const entry = hops[hops.length - trustedProxies];
   return entry === undefined ? socketIp : unmapIpv4(entry);
+}
+
+/** The peer address of a socket (IPv4-mapped IPv6 unmapped), for limits counted before any request arrives. */
+export function socketIp(socket: { readonly remoteAddress?: string }): string {
+  return unmapIpv4(socket.remoteAddress ?? 'unknown');
 }
 
 function unmapIpv4(ip: string): string {

@@ -92,7 +92,7 @@ export interface WebSocketServiceOptions {
    * `'connection'` event); without one they are anonymous (every topic).
    */
   authenticator?: Authenticator;
-  /** Per-connection frame-rate limit (token bucket); `false` turns it off. Default 20/s, bursts of 40. */
+  /** Per-connection frame-rate limit (token bucket); `false` turns it off. Default 20/s, bursts of 100. */
   rateLimit?: RateLimiterOptions | false;
   /** Prometheus metrics to keep up to date. Default: none. */
   metrics?: Metrics;

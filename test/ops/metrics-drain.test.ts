@@ -20,6 +20,7 @@ describe('GET /metrics', () => {
       auth: { secret: SECRET },
       heartbeatIntervalMs: 100,
       heartbeatTimeoutMs: 2500,
+      metricsPort: 0, // with auth on, the main port serves /metrics only to a publish key
     });
     const token = await mint({ topics: ['*'] }, { secret: SECRET });
     const headers = { authorization: `Bearer ${token}` };
@@ -63,7 +64,7 @@ describe('GET /metrics', () => {
     a.send({ type: 'ping', id: 1 });
     await a.nextOfType(ServerMessageType.Pong);
 
-    const text = await scrape(server.url);
+    const text = await scrape(new URL(server.metricsUrl ?? 'http://metrics-port-missing').origin);
     const expect = (name: string, labels: Record<string, string>, value: number) =>
       assert.equal(sample(text, name, labels), value, `${name}${JSON.stringify(labels)}`);
     expect('citypulse_connections', {}, 2);

@@ -83,13 +83,28 @@ test('the publish API refuses missing, wrong and non-Bearer credentials with 401
     null,
     'Bearer wrong-key-123',
     `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`,
-    `bearer  ${KEY}`,
+    `Bearer ${KEY}x`,
+    `Bearer${KEY}`,
+    `Bearer ${KEY} extra`,
     KEY,
   ]) {
     const res = await post(`${server.url}/api/publish`, body, auth);
     assert.equal(res.status, 401, String(auth));
   }
   assert.equal(server.service.counters().published, 0);
+});
+
+test('auth schemes are case-insensitive: the publish API takes bearer, BEARER, BeArEr (RFC 9110 §11.1)', async (t) => {
+  const server = await startServer(t, { publishKeys: [KEY] });
+  const body = { topic: 'weather', type: 'UPDATE', data: 1 };
+  const schemes = ['Bearer', 'bearer', 'BEARER', 'BeArEr', 'bEARER'];
+  for (const [i, scheme] of schemes.entries()) {
+    for (const gap of [' ', '  ']) {
+      const res = await post(`${server.url}/api/publish`, body, `${scheme}${gap}${KEY}`);
+      assert.equal(res.status, 202, `${scheme}${gap}<key>`);
+      assert.equal(res.body.seq, 2 * i + (gap === ' ' ? 1 : 2));
+    }
+  }
 });
 
 test('publishing is off without a configured key', async (t) => {

@@ -116,7 +116,8 @@ const publish: Handler = async (req, res, ctx) => {
   try {
     position = await ctx.service.publish(topic, { type, topic, data, timestamp });
   } catch (error) {
-    if (error instanceof JsonBoundsError) return sendError(res, 400, error.code, error.message, { field: 'data' });
+    if (error instanceof JsonBoundsError)
+      return sendError(res, 400, error.code, error.message, { field: 'data' });
     return sendError(
       res,
       503,

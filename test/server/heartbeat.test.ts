@@ -14,8 +14,9 @@ function open(url: string, autoPong: boolean): Promise<WebSocket> {
 }
 
 test('a silent client is terminated within timeout + interval; an answering one survives several timeouts', async (t) => {
-  const intervalMs = 40;
-  const timeoutMs = 120;
+  // Margins wide enough for a loaded 2-core CI machine: an answering client must never miss a 600 ms deadline.
+  const intervalMs = 100;
+  const timeoutMs = 600;
   const { service, url } = await startService(t, {
     heartbeatIntervalMs: intervalMs,
     heartbeatTimeoutMs: timeoutMs,
@@ -54,16 +55,17 @@ test('a silent client is terminated within timeout + interval; an answering one 
 });
 
 test('client frames count as liveness: a client that never pongs but keeps talking stays', async (t) => {
-  const { service, url } = await startService(t, { heartbeatIntervalMs: 30, heartbeatTimeoutMs: 90 });
+  const { service, url } = await startService(t, { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 400 });
   const talker = await open(url, false);
   t.after(() => talker.terminate());
   let pongs = 0;
   talker.on('message', (d) => {
     if (JSON.parse(d.toString()).type === 'PONG') pongs++;
   });
-  const timer = setInterval(() => talker.send(JSON.stringify({ type: 'ping' })), 20);
+  const timer = setInterval(() => talker.send(JSON.stringify({ type: 'ping' })), 25);
   t.after(() => clearInterval(timer));
-  await eventually(() => pongs >= 20, 5000, 'twenty app-level pongs');
+  // Forty pongs span more than two heartbeat timeouts.
+  await eventually(() => pongs >= 40, 10_000, 'forty app-level pongs');
   assert.equal(talker.readyState, WebSocket.OPEN);
   assert.equal(service.counters().heartbeatTerminations, 0);
 });

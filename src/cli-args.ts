@@ -37,6 +37,8 @@ Options (environment variable in brackets):
   --drain <ms>                on SIGTERM/SIGINT, spread the clients' 1001 closes over this window
                               [CITYPULSE_DRAIN_MS] (default 2000)
   --metrics <on|off>          Prometheus metrics at GET /metrics [CITYPULSE_METRICS] (default on)
+  --compression <on|off>      permessage-deflate for clients that offer it, compressed once per message
+                              [CITYPULSE_COMPRESSION] (default on)
 
 Security and limits:
   --auth-secret <secret>      verify connection JWTs with this HS256 secret (>= 32 bytes) [CITYPULSE_AUTH_SECRET]
@@ -113,6 +115,7 @@ export function parseServeArgs(
         'lease-ttl': { type: 'string' },
         drain: { type: 'string' },
         metrics: { type: 'string' },
+        compression: { type: 'string' },
         'auth-secret': { type: 'string' },
         'auth-jwks': { type: 'string' },
         'auth-audience': { type: 'string' },
@@ -194,6 +197,7 @@ export function parseServeArgs(
         '--max-subscriptions',
         values['max-subscriptions'] ?? env.CITYPULSE_MAX_SUBSCRIPTIONS,
       ),
+      compression: parseSwitch('--compression', values.compression ?? env.CITYPULSE_COMPRESSION, true),
       ...clusterOptions(values, env),
       ...securityOptions(values, env),
     },

@@ -27,6 +27,7 @@ import {
   type WebSocketMessage,
 } from '../protocol.js';
 import { encodeTextFrame } from './frame.js';
+import { FrameCompressor, negotiateDeflate, type DeflateAgreement, type FrameCompressorOptions } from './deflate.js';
 import { silentLogger, type Logger } from './logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
@@ -92,6 +93,13 @@ export interface WebSocketServiceOptions {
   /** Fixed epoch for topic sequences (tests). Default: random per service. */
   epoch?: string;
   /**
+   * permessage-deflate (RFC 7692) for clients that offer it: each outgoing message is compressed once, on its first
+   * recipient that agreed, and the same bytes go to every such recipient; others get the plain frame. `true` or
+   * options (threshold, level) turn it on, `false` off. Needs the `WebSocketServer`'s own `perMessageDeflate` off
+   * (its default). Default: on (see docs/operations.md).
+   */
+  compression?: boolean | FrameCompressorOptions;
+  /**
    * Where seqs, history and cross-node fan-out come from. Default: an `InMemoryBroker` (one process)
    * built from `historySize`, `historyTtlMs`, `now` and `epoch`.
    */
@@ -131,6 +139,7 @@ const DEFAULTS = {
   heartbeatTimeoutMs: 30_000,
   maxPayloadBytes: 64 * 1024,
   closeTimeoutMs: 2000,
+  compression: true as boolean | FrameCompressorOptions,
 };
 
 /** The real-time hub between publishers (the aggregator, the HTTP API) and WebSocket clients. */
@@ -152,6 +161,10 @@ export class WebSocketService {
   readonly #authenticator: Authenticator | undefined;
   readonly #rateLimit: RateLimiterOptions | false;
   readonly #metrics: Metrics | undefined;
+  /** Compressed forms of outgoing frames; `null` when compression is off. */
+  readonly #compressor: FrameCompressor | null;
+  /** Agreements made in the handshake's `'headers'` event, read back in `'connection'` (same request). */
+  readonly #agreements = new WeakMap<IncomingMessage, DeflateAgreement>();
   #heartbeatInterval: NodeJS.Timeout | null = null;
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
@@ -191,6 +204,9 @@ export class WebSocketService {
     this.#authenticator = options.authenticator;
     this.#rateLimit = options.rateLimit ?? {};
     this.#metrics = options.metrics;
+    const compression = options.compression ?? DEFAULTS.compression;
+    this.#compressor =
+      compression === false ? null : new FrameCompressor(compression === true ? {} : compression);
     // The broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
     this.#broker =
       options.broker ??
@@ -391,6 +407,7 @@ export class WebSocketService {
 
   private initialize(): void {
     this.#wss.on('connection', this.#onConnection);
+    if (this.#compressor !== null) this.#wss.on('headers', this.#onHeaders);
     this.startHeartbeat();
   }
 
@@ -417,6 +434,7 @@ export class WebSocketService {
   async #shutdown(drainMs: number): Promise<void> {
     this.#state = 'closing';
     this.#wss.off('connection', this.#onConnection);
+    this.#wss.off('headers', this.#onHeaders);
     if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
     this.#heartbeatInterval = null;
     const sessions = [...this.#sessions];
@@ -456,18 +474,31 @@ export class WebSocketService {
   // Connections
   // -------------------------------------------------------------------------------------------------------------
 
+  /** The handshake's answer: adds our permessage-deflate agreement when the client offered one we can honour. */
+  readonly #onHeaders = (headers: string[], req: IncomingMessage): void => {
+    const agreement = negotiateDeflate(req.headers['sec-websocket-extensions']);
+    if (agreement === null) return;
+    headers.push(`Sec-WebSocket-Extensions: ${agreement.response}`);
+    this.#agreements.set(req, agreement);
+  };
+
   readonly #onConnection = (ws: WebSocket, req: IncomingMessage, principal: Principal = ANONYMOUS): void => {
     ws.on('error', (error) => this.#logger.debug({ err: error }, 'socket error'));
     if (this.#state !== 'running') {
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
+    const agreement = this.#agreements.get(req);
     const session = new ClientSession(
       randomUUID(),
-      new WsTransport(ws),
+      new WsTransport(ws, agreement === undefined ? undefined : { maxPayload: this.#maxPayloadBytes }),
       req.socket.remoteAddress ?? 'unknown',
       this.#now(),
     );
+    if (agreement !== undefined) {
+      this.#agreements.delete(req);
+      session.windowBits = agreement.windowBits;
+    }
     session.guard = new ConnectionGuard({
       principal,
       authenticator: this.#authenticator,
@@ -594,7 +625,7 @@ export class WebSocketService {
   #conflate(session: ClientSession): void {
     const stale = (session.stale ??= new Set());
     const dropped = this.#outbound.retain(session, (frame) => {
-      const topic = this.#conflatable.get(frame);
+      const topic = this.#conflatable.get(this.#compressor?.plainOf(frame) ?? frame);
       if (topic === undefined) return true;
       stale.add(topic);
       this.#metrics?.dropped('conflated', topic);
@@ -973,9 +1004,14 @@ export class WebSocketService {
   // Sending
   // -------------------------------------------------------------------------------------------------------------
 
+  /** Queues `frame` (plain) for `session`, in the form the session takes: compressed once per message, shared. */
   #send(session: ClientSession, frame: Buffer): void {
     this.#counters.framesOut++;
-    this.#outbound.enqueue(session, frame);
+    const compressor = this.#compressor;
+    this.#outbound.enqueue(
+      session,
+      session.windowBits === 0 || compressor === null ? frame : compressor.formFor(frame, session.windowBits),
+    );
   }
 
   #frame(type: ServerMessageType, data: unknown): Buffer {

@@ -41,7 +41,9 @@ const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  * Parses a `Sec-WebSocket-Extensions` header (RFC 6455 §9.1; several header lines count as one list). Returns
  * `null` if the header is not well-formed, so the caller declines everything rather than guessing.
  */
-export function parseExtensionOffers(header: string | readonly string[] | undefined): ExtensionOffer[] | null {
+export function parseExtensionOffers(
+  header: string | readonly string[] | undefined,
+): ExtensionOffer[] | null {
   if (header === undefined) return [];
   const text = typeof header === 'string' ? header : header.join(',');
   if (text.length > 8192) return null;
@@ -218,7 +220,8 @@ export function deflateFrame(frame: Buffer, windowBits: number, level = 6): Buff
     level,
     finishFlush: zlibConstants.Z_SYNC_FLUSH,
   });
-  const end = deflated.length >= 4 && deflated.subarray(-4).equals(TRAILER) ? deflated.length - 4 : deflated.length;
+  const end =
+    deflated.length >= 4 && deflated.subarray(-4).equals(TRAILER) ? deflated.length - 4 : deflated.length;
   const out = Buffer.allocUnsafe(headerLengthFor(end) + end);
   const offset = writeHeader(out, first | 0x40, end);
   deflated.copy(out, offset, 0, end);

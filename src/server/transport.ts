@@ -104,7 +104,9 @@ interface WsPerMessageDeflate {
 type WsPerMessageDeflateClass = new (options: Record<string, unknown>) => WsPerMessageDeflate;
 
 // The ESM entry of `ws` does not export PerMessageDeflate; its CommonJS entry (the same module instances) does.
-const { PerMessageDeflate } = createRequire(import.meta.url)('ws') as { PerMessageDeflate: WsPerMessageDeflateClass };
+const { PerMessageDeflate } = createRequire(import.meta.url)('ws') as {
+  PerMessageDeflate: WsPerMessageDeflateClass;
+};
 
 /** Receive side only: the inflater lives from a compressed message's first frame to its last, then is freed. */
 class ReceiveOnlyDeflate extends PerMessageDeflate {

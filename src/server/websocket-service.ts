@@ -27,7 +27,12 @@ import {
   type WebSocketMessage,
 } from '../protocol.js';
 import { encodeTextFrame } from './frame.js';
-import { FrameCompressor, negotiateDeflate, type DeflateAgreement, type FrameCompressorOptions } from './deflate.js';
+import {
+  FrameCompressor,
+  negotiateDeflate,
+  type DeflateAgreement,
+  type FrameCompressorOptions,
+} from './deflate.js';
 import { silentLogger, type Logger } from './logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
@@ -130,6 +135,8 @@ export interface ServiceCounters {
   readonly queuedBytes: number;
   /** Connections accepted since start. */
   readonly connectionsTotal: number;
+  /** Outgoing frames compressed (once per message and window size, however many recipients took the form). */
+  readonly compressions: number;
 }
 
 type ServiceState = 'running' | 'closing' | 'closed';
@@ -387,6 +394,7 @@ export class WebSocketService {
       ...this.#counters,
       bytesOut: this.#outbound.bytesWritten,
       writes: this.#outbound.writes,
+      compressions: this.#compressor?.compressions ?? 0,
       queuedBytes: [...this.#sessions].reduce((n, session) => n + session.bytes, 0),
     };
   }

@@ -1026,8 +1026,13 @@ export class WebSocketService {
     return encodeTextFrame(JSON.stringify({ type, data, timestamp: new Date(this.#now()).toISOString() }));
   }
 
+  /**
+   * Sends a reply made for this one session (CONNECTED, SUBSCRIBED, ERROR, PONG...) plain: small, never shared, so
+   * compressing it would cost a zlib set-up per frame (per connection for CONNECTED) for a few bytes saved.
+   */
   #sendMessage(session: ClientSession, type: ServerMessageType, data: unknown): void {
-    this.#send(session, this.#frame(type, data));
+    this.#counters.framesOut++;
+    this.#outbound.enqueue(session, this.#frame(type, data));
   }
 
   #sendError(session: ClientSession, code: ErrorCode, message: string, topics?: readonly string[]): void {

@@ -179,6 +179,10 @@ export class WebSocketService {
   /** Encoded snapshot frames by snapshot object identity, then by shape key. */
   #snapshotFrames = new WeakMap<object, Map<string, Buffer>>();
   #state: ServiceState = 'running';
+  /** The three constant pieces of every CONNECTED frame (see `#connectedFrame`). */
+  #connectedTemplate: readonly [string, string, string] | null = null;
+  #isoAt = Number.NaN;
+  #iso = '';
   #closed: Promise<void> | null = null;
   /** Set while `close()` waits for the last client to go. */
   #onAllClosed: (() => void) | null = null;
@@ -531,7 +535,7 @@ export class WebSocketService {
       this.#teardown(session, `closed ${code} ${reason.toString()}`.trim(), code),
     );
 
-    const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+    const query = queryOf(req.url);
     const requested = splitTopics(query.get('topics'));
     const resumeQuery = query.get('resume');
     const resume = resumeQuery === null ? {} : parseResumeQuery(resumeQuery);
@@ -543,17 +547,13 @@ export class WebSocketService {
     const subscribed = problem === null ? wanted : [];
     for (const topic of subscribed) this.#index.add(session, topic);
 
-    this.#logger.info(
+    // At debug: a line per connect is a cost a bare server does not pay in a storm ('client disconnected' stays).
+    this.#logger.debug(
       { clientId: session.id, ip: session.remoteAddress, topics: subscribed },
       'client connected',
     );
-    this.#sendMessage(session, ServerMessageType.Connected, {
-      clientId: session.id,
-      protocol: PROTOCOL_VERSION,
-      topics: this.#topicList,
-      subscribed,
-      heartbeat: { intervalMs: this.#heartbeatIntervalMs, timeoutMs: this.#heartbeatTimeoutMs },
-    });
+    this.#counters.framesOut++;
+    this.#outbound.enqueue(session, this.#connectedFrame(session.id, subscribed));
 
     // The initial snapshot: the ?topics= ones, or every topic when the client named none.
     const resumed = problem === null ? Object.keys(resume ?? {}) : [];
@@ -1022,8 +1022,34 @@ export class WebSocketService {
     );
   }
 
+  /**
+   * CONNECTED, built from a cached JSON template: only the client id, the subscribed list and the timestamp vary.
+   * Byte-for-byte what `#frame(Connected, {...})` makes (`websocket-connect.test.ts` checks it).
+   */
+  #connectedFrame(clientId: string, subscribed: readonly string[]): Buffer {
+    this.#connectedTemplate ??= [
+      `{"type":${JSON.stringify(ServerMessageType.Connected)},"data":{"clientId":`,
+      `,"protocol":${JSON.stringify(PROTOCOL_VERSION)},"topics":${JSON.stringify(this.#topicList)},"subscribed":`,
+      `,"heartbeat":${JSON.stringify({ intervalMs: this.#heartbeatIntervalMs, timeoutMs: this.#heartbeatTimeoutMs })}},"timestamp":`,
+    ];
+    const [a, b, c] = this.#connectedTemplate;
+    return encodeTextFrame(
+      `${a}${JSON.stringify(clientId)}${b}${JSON.stringify(subscribed)}${c}${JSON.stringify(this.#isoNow())}}`,
+    );
+  }
+
+  /** The clock as ISO-8601, formatted once per millisecond. */
+  #isoNow(): string {
+    const now = this.#now();
+    if (now !== this.#isoAt) {
+      this.#isoAt = now;
+      this.#iso = new Date(now).toISOString();
+    }
+    return this.#iso;
+  }
+
   #frame(type: ServerMessageType, data: unknown): Buffer {
-    return encodeTextFrame(JSON.stringify({ type, data, timestamp: new Date(this.#now()).toISOString() }));
+    return encodeTextFrame(JSON.stringify({ type, data, timestamp: this.#isoNow() }));
   }
 
   /**
@@ -1048,6 +1074,15 @@ export class WebSocketService {
 /** The `type` of an encoded server frame (it is always the first key). */
 function frameType(json: string): string {
   return json.slice(9, json.indexOf('"', 9));
+}
+
+/** The query of a request target (`/ws?topics=a,b`), without parsing a whole URL. */
+function queryOf(url: string | undefined): URLSearchParams {
+  if (url === undefined) return new URLSearchParams();
+  const start = url.indexOf('?');
+  if (start === -1) return new URLSearchParams();
+  const hash = url.indexOf('#', start);
+  return new URLSearchParams(hash === -1 ? url.slice(start + 1) : url.slice(start + 1, hash));
 }
 
 function splitTopics(value: string | null): string[] {

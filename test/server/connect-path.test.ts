@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
+import { encodeTextFrame } from '../../src/server/frame.js';
 import { startServer } from '../helpers/servers.js';
 import { RawClient } from './compression-wire.js';
 
@@ -98,4 +99,32 @@ test('CONNECTED for fuzzed topic lists equals the JSON of its object', async (t)
     }),
     { numRuns: 30 },
   );
+});
+
+test('encodeTextFrame: the same bytes as a header + Buffer.from(text), for any string and every length class', () => {
+  const reference = (text: string): Buffer => {
+    const body = Buffer.from(text, 'utf8');
+    const n = body.length;
+    const head =
+      n < 126
+        ? Buffer.from([0x81, n])
+        : n < 65536
+          ? Buffer.from([0x81, 126, n >> 8, n & 0xff])
+          : Buffer.concat([
+              Buffer.from([0x81, 127, 0, 0, 0, 0]),
+              Buffer.from([n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]),
+            ]);
+    return Buffer.concat([head, body]);
+  };
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 300 }), (text) => {
+      assert.deepEqual(encodeTextFrame(text), reference(text));
+      assert.deepEqual(encodeTextFrame(Buffer.from(text)), reference(text));
+    }),
+    { numRuns: 500 },
+  );
+  for (const n of [0, 125, 126, 127, 65535, 65536, 70000]) {
+    const text = 'é'.repeat(Math.floor(n / 2)) + 'x'.repeat(n % 2); // two bytes a character
+    assert.deepEqual(encodeTextFrame(text), reference(text), `length ${n}`);
+  }
 });

@@ -44,7 +44,7 @@ const PEERS = {
     env: { BENCH_DEFLATE: '1' },
   },
   'coalesce-deflate': {
-    label: 'compress-once coalescing reference',
+    label: 'compress-once reference',
     script: 'peers/coalesce.mjs',
     kind: 'ws',
     env: { BENCH_DEFLATE: '1' },
@@ -524,7 +524,7 @@ const runKey = (r) => `${r.peer}:${r.deflate ? 'deflate' : 'plain'}`;
 function compressedCharts(E, meta) {
   const runs = config.compressedRuns.filter((r) => E.runs[runKey(r)]);
   const xs = config.compressedRates;
-  const note = `${meta.date.slice(0, 16)} UTC${quick ? ' (quick run)' : ''}; ${config.compressedClients} clients, ${config.compressedEntities}-entity city UPDATEs`;
+  const note = `run of ${meta.date.slice(0, 16)} UTC, ${config.durationMs / 1000} s windows; ${config.compressedClients} clients, ${config.compressedEntities}-entity city UPDATEs`;
   const valuesOf = (r, pick) =>
     xs.map((rate) => {
       const s = E.runs[runKey(r)].steps.find((step) => step.rate === rate);
@@ -532,7 +532,11 @@ function compressedCharts(E, meta) {
     });
   const families = [...new Set(runs.map((r) => r.peer.replace(/-deflate$|^deflate-/, '')))];
   const rate = xs.includes(200) ? 200 : xs[xs.length - 1];
-  const bytesAt = (r) => E.runs[runKey(r)]?.steps.find((s) => s.rate === rate)?.wireBytesPerFrame ?? null;
+  // Bytes per message hardly depend on the rate: the target rate's step, else the first one measured.
+  const bytesAt = (r) => {
+    const steps = E.runs[runKey(r)]?.steps ?? [];
+    return (steps.find((s) => s.rate === rate) ?? steps[0])?.wireBytesPerFrame ?? null;
+  };
   const find = (family, deflate) =>
     runs.find((r) => r.deflate === deflate && r.peer.replace(/-deflate$|^deflate-/, '') === family);
   return {
@@ -553,11 +557,11 @@ function compressedCharts(E, meta) {
       series: runs.map((r) => ({ name: runLabel(r), values: valuesOf(r, (s) => s.latency.p99) })),
     }),
     'bench-compressed-bytes.svg': barChart({
-      title: `Bytes on the wire per message at ${rate} msg/s`,
+      title: `Bytes on the wire per city UPDATE (${config.compressedEntities} entities)`,
       note,
       xLabel: 'peer',
       yLabel: 'bytes per delivered message',
-      categories: families.map((f) => PEERS[f]?.label ?? f),
+      categories: families.map((f) => (f === 'ws' ? 'ws' : (PEERS[f]?.label ?? f))),
       series: [false, true].map((deflate) => ({
         name: deflate ? 'permessage-deflate' : 'plain',
         values: families.map((f) => {
@@ -590,6 +594,53 @@ function stepRow(label, s, wanted) {
 const STEP_HEADER =
   '| peer | msg/s | demanded/s | delivered/s | ratio | p50 ms | p99 ms | max ms | server CPU % (sys) | CPU µs/delivery | RSS MiB | load-gen CPU % | others on core 0 / 1 % | seq gaps | behind |\n' +
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
+
+/** Scenario E's section of the report (its own block of docs/performance.md). */
+function renderE(E) {
+  const out = [];
+  out.push(
+    `## E. Compressed fan-out: ${config.compressedClients} clients offering permessage-deflate as Chrome does, ${config.compressedEntities}-entity city UPDATEs`,
+    '',
+    'Bytes/msg: what the counting clients read per frame, headers included. Runs marked plain offer no extension.',
+    '',
+    STEP_HEADER.replace('| behind |', '| behind | bytes/msg |').replace(/\|---\|$/, '|---|---:|'),
+  );
+  for (const r of config.compressedRuns)
+    for (const s of E.runs[runKey(r)]?.steps ?? [])
+      out.push(`${stepRow(runLabel(r), s, config.compressedClients)} ${fmt(s.wireBytesPerFrame, 1)} |`);
+  out.push('');
+  const rate = config.compressedRates.includes(200) ? 200 : config.compressedRates.at(-1);
+  const at = (key) => E.runs[key]?.steps.find((s) => s.rate === rate);
+  const cp = at('citypulse:deflate');
+  const plain = at('citypulse:plain');
+  out.push(`### Targets at ${rate} msg/s (one run)`, '', '| target | measured | met |', '|---|---:|---|');
+  const row = (what, value, ok) =>
+    out.push(`| ${what} | ${value} | ${ok === null ? '-' : ok ? 'yes' : 'no'} |`);
+  const r1 =
+    cp && at('coalesce-deflate:deflate')
+      ? cp.deliveredPerSec / at('coalesce-deflate:deflate').deliveredPerSec
+      : null;
+  const r2 =
+    cp && at('deflate-ws:deflate') ? cp.deliveredPerSec / at('deflate-ws:deflate').deliveredPerSec : null;
+  const r3 = cp && plain && plain.wireBytesPerFrame ? cp.wireBytesPerFrame / plain.wireBytesPerFrame : null;
+  row('delivered/s ≥ 0.9× compress-once reference', fmt(r1, 2), r1 === null ? null : r1 >= 0.9);
+  row('delivered/s ≥ 5× ws per-socket deflate', fmt(r2, 2), r2 === null ? null : r2 >= 5);
+  row('bytes/msg ≤ 0.5× uncompressed', fmt(r3, 2), r3 === null ? null : r3 <= 0.5);
+  row('p99 ≤ 100 ms', fmt(cp?.latency.p99, 1), cp ? cp.latency.p99 <= 100 : null);
+  const idle = E.idle;
+  const r4 = idle?.deflate && idle?.plain ? idle.deflate.heapPerConnKB / idle.plain.heapPerConnKB : null;
+  row(
+    `idle memory per compressed connection ≤ 1.1× plain (heap KB/conn ${fmt(idle?.deflate?.heapPerConnKB, 2)} vs ${fmt(idle?.plain?.heapPerConnKB, 2)}; RSS ${fmt(idle?.deflate?.rssPerConnKB, 2)} vs ${fmt(idle?.plain?.rssPerConnKB, 2)})`,
+    fmt(r4, 2),
+    r4 === null ? null : r4 <= 1.1,
+  );
+  out.push('');
+  out.push(
+    '![delivered/s](bench-compressed-delivered.svg) ![p99](bench-compressed-p99.svg) ![bytes per message](bench-compressed-bytes.svg)',
+    '',
+  );
+  return out.join('\n');
+}
 
 function render(results, meta) {
   const out = [];
@@ -693,50 +744,7 @@ function render(results, meta) {
       for (const s of results.D[p]?.steps ?? []) out.push(stepRow(PEERS[p].label, s, config.mixedClients));
     out.push('');
   }
-  if (results.E) {
-    const E = results.E;
-    out.push(
-      `## E. Compressed fan-out: ${config.compressedClients} clients offering permessage-deflate as Chrome does, ${config.compressedEntities}-entity city UPDATEs`,
-      '',
-      'Bytes/msg: what the counting clients read per frame, headers included. Runs marked plain offer no extension.',
-      '',
-      STEP_HEADER.replace('| behind |', '| behind | bytes/msg |').replace(/\|---\|$/, '|---|---:|'),
-    );
-    for (const r of config.compressedRuns)
-      for (const s of E.runs[runKey(r)]?.steps ?? [])
-        out.push(`${stepRow(runLabel(r), s, config.compressedClients)} ${fmt(s.wireBytesPerFrame, 1)} |`);
-    out.push('');
-    const rate = config.compressedRates.includes(200) ? 200 : config.compressedRates.at(-1);
-    const at = (key) => E.runs[key]?.steps.find((s) => s.rate === rate);
-    const cp = at('citypulse:deflate');
-    const plain = at('citypulse:plain');
-    out.push(`### Targets at ${rate} msg/s (one run)`, '', '| target | measured | met |', '|---|---:|---|');
-    const row = (what, value, ok) =>
-      out.push(`| ${what} | ${value} | ${ok === null ? '-' : ok ? 'yes' : 'no'} |`);
-    const r1 =
-      cp && at('coalesce-deflate:deflate')
-        ? cp.deliveredPerSec / at('coalesce-deflate:deflate').deliveredPerSec
-        : null;
-    const r2 =
-      cp && at('deflate-ws:deflate') ? cp.deliveredPerSec / at('deflate-ws:deflate').deliveredPerSec : null;
-    const r3 = cp && plain && plain.wireBytesPerFrame ? cp.wireBytesPerFrame / plain.wireBytesPerFrame : null;
-    row('delivered/s ≥ 0.9× compress-once reference', fmt(r1, 2), r1 === null ? null : r1 >= 0.9);
-    row('delivered/s ≥ 5× ws per-socket deflate', fmt(r2, 2), r2 === null ? null : r2 >= 5);
-    row('bytes/msg ≤ 0.5× uncompressed', fmt(r3, 2), r3 === null ? null : r3 <= 0.5);
-    row('p99 ≤ 100 ms', fmt(cp?.latency.p99, 1), cp ? cp.latency.p99 <= 100 : null);
-    const idle = E.idle;
-    const r4 = idle?.deflate && idle?.plain ? idle.deflate.heapPerConnKB / idle.plain.heapPerConnKB : null;
-    row(
-      `idle memory per compressed connection ≤ 1.1× plain (heap KB/conn ${fmt(idle?.deflate?.heapPerConnKB, 2)} vs ${fmt(idle?.plain?.heapPerConnKB, 2)}; RSS ${fmt(idle?.deflate?.rssPerConnKB, 2)} vs ${fmt(idle?.plain?.rssPerConnKB, 2)})`,
-      fmt(r4, 2),
-      r4 === null ? null : r4 <= 1.1,
-    );
-    out.push('');
-    out.push(
-      '![delivered/s](bench-compressed-delivered.svg) ![p99](bench-compressed-p99.svg) ![bytes per message](bench-compressed-bytes.svg)',
-      '',
-    );
-  }
+  if (results.E) out.push(renderE(results.E));
   if (meta.errors.length > 0) {
     out.push('## Errors', '', ...meta.errors.map((e) => `- ${e}`), '');
   }
@@ -749,7 +757,7 @@ async function main() {
     const saved = JSON.parse(readFileSync(flags.render, 'utf8'));
     Object.assign(config, saved.config);
     const md = render(saved.results, saved.meta);
-    if (flags['update-docs']) updateDocs(md);
+    if (flags['update-docs']) updateDocs(md, saved.results);
     if (saved.results.E)
       writeCharts(
         saved.results.E,
@@ -829,7 +837,7 @@ async function main() {
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${md}\n`);
   writeFileSync(outFile.replace(/\.md$/, '.json'), `${JSON.stringify({ meta, config, results }, null, 2)}\n`);
-  if (flags['update-docs']) updateDocs(md);
+  if (flags['update-docs']) updateDocs(md, results);
   if (results.E) writeCharts(results.E, meta, flags['update-docs'] ? join(root, 'docs') : dirname(outFile));
   console.log(md);
   log(`written ${outFile}`);
@@ -843,21 +851,33 @@ function writeCharts(E, meta, dir) {
   }
 }
 
-/** Replaces the text between the bench markers of docs/performance.md with the new table. */
-function updateDocs(md) {
+/**
+ * Replaces the text between the bench markers of docs/performance.md: `bench:begin/end` with the scenarios A-D of
+ * this run (when it ran any), `bench-e:begin/end` with scenario E (when it ran).
+ */
+function updateDocs(md, results) {
   const file = join(root, 'docs', 'performance.md');
   if (!existsSync(file)) return;
-  const text = readFileSync(file, 'utf8');
-  const begin = '<!-- bench:begin -->';
-  const end = '<!-- bench:end -->';
-  const a = text.indexOf(begin);
-  const b = text.indexOf(end);
-  if (a < 0 || b < a) return;
-  const body = md
-    .replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')
-    .replace(/^## /gm, '### ')
-    .replace(/^### (?=Read mode|Peak)/gm, '#### ');
-  writeFileSync(file, `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`);
+  let text = readFileSync(file, 'utf8');
+  const replace = (name, body) => {
+    const begin = `<!-- ${name}:begin -->`;
+    const end = `<!-- ${name}:end -->`;
+    const a = text.indexOf(begin);
+    const b = text.indexOf(end);
+    if (a < 0 || b < a) return;
+    text = `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`;
+  };
+  const demote = (body) =>
+    body.replace(/^## /gm, '### ').replace(/^### (?=Read mode|Peak|Targets)/gm, '#### ');
+  if (['A', 'B', 'C', 'D'].some((k) => results[k] !== undefined)) {
+    const main = md.split('\n## E. ')[0] ?? md;
+    replace('bench', demote(main.replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')));
+  }
+  if (results.E !== undefined) {
+    const date = /^# citypulse benchmark — (.*)$/m.exec(md)?.[1] ?? '';
+    replace('bench-e', demote(`Run of ${date}.\n\n${renderE(results.E)}`));
+  }
+  writeFileSync(file, text);
 }
 
 const hardStop = setTimeout(() => {

@@ -2,9 +2,11 @@
 // bar chart. Readable at a glance: labelled axes, a legend, values on the bars, a note line for the run.
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
-const W = 720;
+const W = 820;
 const H = 400;
-const M = { top: 48, right: 200, bottom: 56, left: 80 };
+const M = { top: 48, right: 270, bottom: 56, left: 80 };
+/** Room left and right of the first and last x value of a line chart. */
+const INSET = 30;
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -68,7 +70,10 @@ export function lineChart(spec) {
   const { top, step } = niceScale(max);
   const plotW = W - M.left - M.right;
   const plotH = H - M.top - M.bottom;
-  const x = (i) => M.left + (spec.xs.length === 1 ? plotW / 2 : (i / (spec.xs.length - 1)) * plotW);
+  const x = (i) =>
+    M.left +
+    INSET +
+    (spec.xs.length === 1 ? (plotW - 2 * INSET) / 2 : (i / (spec.xs.length - 1)) * (plotW - 2 * INSET));
   const y = (v) => H - M.bottom - (v / top) * plotH;
   const body = [...yAxis(top, step)];
   spec.xs.forEach((v, i) =>

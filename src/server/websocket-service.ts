@@ -488,6 +488,8 @@ export class WebSocketService {
 
   /** The handshake's answer: adds our permessage-deflate agreement when the client offered one we can honour. */
   readonly #onHeaders = (headers: string[], req: IncomingMessage): void => {
+    // A WebSocketServer with its own perMessageDeflate answered already: leave it (our frames then go plain).
+    if (headers.some((h) => h.toLowerCase().startsWith('sec-websocket-extensions:'))) return;
     const agreement = negotiateDeflate(req.headers['sec-websocket-extensions']);
     if (agreement === null) return;
     headers.push(`Sec-WebSocket-Extensions: ${agreement.response}`);

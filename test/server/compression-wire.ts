@@ -87,15 +87,21 @@ export class RawClient {
       .map((f) => JSON.parse(f.payload.toString('utf8')) as unknown);
   }
 
-  /** Sends a masked frame; `compress` sets RSV1 and deflates `payload` (unless `raw` gives the bytes to send). */
-  sendFrame(payload: Buffer, options: { compress?: boolean; raw?: Buffer; opcode?: number } = {}): void {
+  /**
+   * Sends a masked frame; `compress` sets RSV1 and deflates `payload` (unless `raw` gives the bytes to send, RSV1
+   * set). `fin: false`, `opcode: 0` and `rsv1` build fragments by hand.
+   */
+  sendFrame(
+    payload: Buffer,
+    options: { compress?: boolean; raw?: Buffer; opcode?: number; fin?: boolean; rsv1?: boolean } = {},
+  ): void {
     const body =
       options.raw ??
       (options.compress === true
         ? stripTrailer(deflateRawSync(payload, { finishFlush: zlibConstants.Z_SYNC_FLUSH }))
         : payload);
-    const first =
-      0x80 | (options.compress === true || options.raw !== undefined ? 0x40 : 0) | (options.opcode ?? 1);
+    const rsv1 = options.rsv1 ?? (options.compress === true || options.raw !== undefined);
+    const first = (options.fin === false ? 0 : 0x80) | (rsv1 ? 0x40 : 0) | (options.opcode ?? 1);
     const length = body.length;
     const header = Buffer.alloc(length < 126 ? 6 : length < 65536 ? 8 : 14);
     header[0] = first;

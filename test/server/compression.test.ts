@@ -9,9 +9,11 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
+import { constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
-import { WebSocket, type PerMessageDeflateOptions } from 'ws';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
+import { WebSocketService } from '../../src/server/websocket-service.js';
 import {
   deflateFrame,
   FrameCompressor,
@@ -371,6 +373,26 @@ test('compressed client frames: accepted within maxPayload; a zip bomb closes wi
     await client.until(() => client.closeCode() !== undefined || client.closed, `${bomb.name}: close`);
     assert.equal(client.closeCode(), 1009, bomb.name);
   }
+  // A bomb spread over fragments: each fragment small, the message past the limit once inflated.
+  {
+    const client = await RawClient.open(server.port, '/ws', 'permessage-deflate');
+    t.after(() => client.destroy());
+    await client.until(() => client.messages().length >= 2, 'CONNECTED + SNAPSHOT');
+    const deflated = deflateRawSync(Buffer.alloc(4 * maxPayloadBytes, 0x20), {
+      finishFlush: zlibConstants.Z_SYNC_FLUSH,
+    }).subarray(0, -4);
+    const third = Math.ceil(deflated.length / 3);
+    client.sendFrame(Buffer.alloc(0), { raw: deflated.subarray(0, third), fin: false });
+    client.sendFrame(Buffer.alloc(0), {
+      raw: deflated.subarray(third, 2 * third),
+      fin: false,
+      opcode: 0,
+      rsv1: false,
+    });
+    client.sendFrame(Buffer.alloc(0), { raw: deflated.subarray(2 * third), opcode: 0, rsv1: false });
+    await client.until(() => client.closeCode() !== undefined || client.closed, 'fragmented bomb: close');
+    assert.equal(client.closeCode(), 1009, 'fragmented bomb');
+  }
   // Garbage marked compressed: a protocol error, not a crash.
   const garbage = await RawClient.open(server.port, '/ws', 'permessage-deflate');
   t.after(() => garbage.destroy());
@@ -488,4 +510,22 @@ test('resume with compression: the missed frames arrive recovered, compressed, e
   await publishUpdates(server, 200, 2);
   await eventually(() => compressed.topicFrames().length === missed + 2, 5000, 'live after resume');
   assert.deepEqual(compressed.topicFrames(), plain.topicFrames().slice(0, compressed.topicFrames().length));
+});
+
+test('a WebSocketServer with its own perMessageDeflate: ws answers, our frames go plain and decode', async (t) => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: { threshold: 0 } });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const service = new WebSocketService(wss, { topics: [TOPIC] });
+  t.after(async () => {
+    await service.close();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  });
+  const { port } = wss.address() as AddressInfo;
+  const probe = new WsProbe(t, `ws://127.0.0.1:${port}/?topics=${TOPIC}`, true);
+  await probe.opened;
+  assert.equal(probe.extension, 'permessage-deflate', 'one answer: ws its own, not ours beside it');
+  await eventually(() => service.getTopicSubscribers(TOPIC) === 1);
+  service.publish(TOPIC, { type: 'UPDATE', data: cityUpdate(1, 20), timestamp: new Date(0).toISOString() });
+  await eventually(() => probe.topicFrames().length === 1, 5000, 'plain UPDATE decoded');
+  assert.equal(service.counters().compressions, 0);
 });

@@ -21,6 +21,7 @@ import {
   parseExtensionOffers,
 } from '../../src/server/deflate.js';
 import { encodeTextFrame } from '../../src/server/frame.js';
+import { parseServeArgs, UsageError } from '../../src/cli-args.js';
 import type { CityPulseServer, CityPulseServerOptions } from '../../src/server/create-server.js';
 import { startServer } from '../helpers/servers.js';
 import { eventually } from '../helpers/test-client.js';
@@ -528,4 +529,17 @@ test('a WebSocketServer with its own perMessageDeflate: ws answers, our frames g
   service.publish(TOPIC, { type: 'UPDATE', data: cityUpdate(1, 20), timestamp: new Date(0).toISOString() });
   await eventually(() => probe.topicFrames().length === 1, 5000, 'plain UPDATE decoded');
   assert.equal(service.counters().compressions, 0);
+});
+
+test('--compression / CITYPULSE_COMPRESSION: on by default, off, the flag over the env, bad values refused', () => {
+  const compression = (argv: string[], env: NodeJS.ProcessEnv): unknown => {
+    const parsed = parseServeArgs(argv, env);
+    return parsed.help ? 'help' : parsed.options.compression;
+  };
+  assert.equal(compression([], {}), true);
+  assert.equal(compression(['--compression', 'off'], {}), false);
+  assert.equal(compression([], { CITYPULSE_COMPRESSION: 'off' }), false);
+  assert.equal(compression(['--compression', 'on'], { CITYPULSE_COMPRESSION: 'off' }), true);
+  for (const bad of ['maybe', 'OFF ', 'yes'])
+    assert.throws(() => compression(['--compression', bad], {}), UsageError, bad);
 });

@@ -246,9 +246,14 @@ export class FrameCompressor {
   /** Bytes of the compressed frames made. */
   bytesOut = 0;
 
+  /** @throws RangeError for a negative threshold or a level outside 1..9 (found here, not on the fan-out path). */
   constructor(options: FrameCompressorOptions = {}) {
     this.#threshold = options.threshold ?? DEFAULT_COMPRESSION_THRESHOLD;
     this.#level = options.level ?? 6;
+    if (!Number.isInteger(this.#threshold) || this.#threshold < 0)
+      throw new RangeError(`compression threshold must be a non-negative integer, got ${this.#threshold}`);
+    if (!Number.isInteger(this.#level) || this.#level < 1 || this.#level > 9)
+      throw new RangeError(`compression level must be an integer 1..9, got ${this.#level}`);
   }
 
   /**

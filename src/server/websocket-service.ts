@@ -1026,7 +1026,7 @@ export class WebSocketService {
 
   /**
    * CONNECTED, built from a cached JSON template: only the client id, the subscribed list and the timestamp vary.
-   * Byte-for-byte what `#frame(Connected, {...})` makes (`websocket-connect.test.ts` checks it).
+   * Byte-for-byte what `#frame(Connected, {...})` makes (`test/server/connect-path.test.ts` checks it).
    */
   #connectedFrame(clientId: string, subscribed: readonly string[]): Buffer {
     this.#connectedTemplate ??= [

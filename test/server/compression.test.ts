@@ -163,6 +163,18 @@ test('FrameCompressor: once per frame and window, small frames stay plain', () =
   assert.equal(compressor.compressions, 2, 'below the threshold: not even tried');
   assert.equal(compressor.plainOf(a), big);
   assert.equal(compressor.plainOf(big), big);
+  for (const bad of [
+    { level: 0 },
+    { level: 10 },
+    { level: 1.5 },
+    { threshold: -1 },
+    { threshold: Number.NaN },
+  ])
+    assert.throws(() => new FrameCompressor(bad), RangeError, JSON.stringify(bad));
+  const repetitive = encodeTextFrame(`{"pad":"${'x'.repeat(100)}"}`);
+  const all = new FrameCompressor({ level: 1, threshold: 0 });
+  assert.equal(all.formFor(repetitive, 15)[0], 0xc1, 'threshold 0: a short frame is compressed too');
+  assert.equal(all.formFor(small, 15), small, 'unless deflate would not make it smaller');
 });
 
 // ------------------------------------------------------------------------------------------------------------------

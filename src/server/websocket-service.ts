@@ -39,7 +39,7 @@ import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-sessio
 import { TopicIndex } from './topic-index.js';
 import { encodeSequenced, type Broker, type SequencedMessage } from '../cluster/broker.js'; // broker seam
 import { InMemoryBroker } from '../cluster/memory-broker.js';
-import type { HistoryLookup } from './topic-log.js';
+import type { HistoryLookup, LogEntry } from './topic-log.js';
 import { WsTransport } from './transport.js';
 import { allowedTopics } from './access.js';
 import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
@@ -176,6 +176,8 @@ export class WebSocketService {
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
   readonly #conflatable = new WeakMap<Buffer, string>();
+  /** Replayed frames (`recovered: true`) by history entry: built once, shared (and compressed once) by resumers. */
+  readonly #recoveredFrames = new WeakMap<LogEntry, Buffer>();
   /** Encoded snapshot frames by snapshot object identity, then by shape key. */
   #snapshotFrames = new WeakMap<object, Map<string, Buffer>>();
   #state: ServiceState = 'running';
@@ -875,7 +877,7 @@ export class WebSocketService {
         continue;
       }
       for (const entry of lookup.entries) {
-        this.#send(session, encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`));
+        this.#send(session, this.#recoveredFrame(entry));
       }
     }
     if (fallback.length > 0) this.#sendTopicSnapshots(session, fallback, true);
@@ -890,7 +892,7 @@ export class WebSocketService {
     }
     let last = fromSeq;
     for (const entry of lookup.entries) {
-      this.#send(session, encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`));
+      this.#send(session, this.#recoveredFrame(entry));
       last = entry.seq;
     }
     this.#releaseHeld(session, topic, last);
@@ -1038,6 +1040,20 @@ export class WebSocketService {
     return encodeTextFrame(
       `${a}${JSON.stringify(clientId)}${b}${JSON.stringify(subscribed)}${c}${JSON.stringify(this.#isoNow())}}`,
     );
+  }
+
+  /**
+   * A history entry as a replayed frame (`recovered: true`), made once per entry: clients resuming the same range
+   * (a reconnect wave after a deploy) share the frame and so its compressed form. A broker that builds new entries
+   * per lookup (Redis) simply gets a new frame each time.
+   */
+  #recoveredFrame(entry: LogEntry): Buffer {
+    let frame = this.#recoveredFrames.get(entry);
+    if (frame === undefined) {
+      frame = encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`);
+      this.#recoveredFrames.set(entry, frame);
+    }
+    return frame;
   }
 
   /** The clock as ISO-8601, formatted once per millisecond. */

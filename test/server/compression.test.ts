@@ -501,14 +501,23 @@ test('resume with compression: the missed frames arrive recovered, compressed, e
   const missed = 30;
   await publishUpdates(server, 100, missed);
   const url = `${server.wsUrl}?resume=${TOPIC}:${from.epoch}:${from.seq}`;
+  const compressionsBefore = server.service.counters().compressions;
   const compressed = new WsProbe(t, url, true);
   const plain = new WsProbe(t, url, false);
-  await Promise.all([compressed.opened, plain.opened]);
+  const second = new WsProbe(t, url, true);
+  await Promise.all([compressed.opened, plain.opened, second.opened]);
   await eventually(
-    () => compressed.topicFrames().length === missed && plain.topicFrames().length === missed,
+    () => [compressed, plain, second].every((p) => p.topicFrames().length === missed),
     10_000,
-    'both resumed',
+    'all three resumed',
   );
+  // Two compressing resumers of the same range: each replayed frame compressed once, not once per client.
+  const compressions = server.service.counters().compressions - compressionsBefore;
+  assert.ok(
+    compressions > 0 && compressions <= missed,
+    `${compressions} compressions for ${missed} frames x 2`,
+  );
+  assert.deepEqual(second.topicFrames(), compressed.topicFrames());
   assert.equal(compressed.extension, BASE);
   assert.deepEqual(compressed.topicFrames(), plain.topicFrames());
   const frames = compressed.topicFrames().map((m) => JSON.parse(m) as TopicFrame);

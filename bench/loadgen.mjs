@@ -15,7 +15,7 @@
 import { hrtime } from 'node:process';
 import { WebSocket } from 'ws';
 import { io as ioClient } from 'socket.io-client';
-import { LiteClient } from './lib/lite-client.mjs';
+import { LiteClient, wire } from './lib/lite-client.mjs';
 import { summarize } from './lib/stats.mjs';
 
 const MAX_SAMPLES = 400_000;
@@ -34,6 +34,8 @@ let sampleCount = 0;
 let seqGaps = 0;
 let seqDisorder = 0;
 let probeFrames = 0;
+/** Frames counted by lite clients (whose bytes `wire.bytes` counts). */
+let liteFrames = 0;
 /** @type {Map<string, number>[]} */
 let probeSeqs = [];
 let batchTimer = /** @type {NodeJS.Timeout | null} */ (null);
@@ -151,12 +153,13 @@ function openClient(opts, index, isProbe) {
           onOpen: () => {},
           onMessage: () => {
             frames += 1;
+            liteFrames += 1;
             seen += 1;
             if (seen === snapshotFrame) ready();
           },
           onClose,
         },
-        { engineIo: sio },
+        { engineIo: sio, deflate: opts.deflate === true },
       );
       client = {
         topics,
@@ -166,7 +169,8 @@ function openClient(opts, index, isProbe) {
       };
       return;
     }
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: !isProbe });
+    // `perMessageDeflate: true` makes ws offer exactly what Chrome offers (permessage-deflate; client_max_window_bits).
+    const ws = new WebSocket(url, { perMessageDeflate: opts.deflate === true, skipUTF8Validation: !isProbe });
     client = {
       topics,
       close: () => ws.terminate(),
@@ -286,6 +290,8 @@ process.on('message', async (msg) => {
       seqGaps = 0;
       seqDisorder = 0;
       probeFrames = 0;
+      liteFrames = 0;
+      wire.bytes = 0;
       process.send({ reply: msg.id });
       break;
     case 'report':
@@ -298,6 +304,8 @@ process.on('message', async (msg) => {
         seqGaps,
         seqDisorder,
         open: clients.length,
+        wireBytes: wire.bytes,
+        liteFrames,
       });
       break;
     case 'close':

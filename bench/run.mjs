@@ -8,7 +8,12 @@
 //                      [--read-modes immediate,batch] [--client lite|ws] [--probes 10] [--payload 512]
 //                      [--idle-clients 2000,10000] [--storm-clients 5000] [--storm-concurrency 200]
 //                      [--mixed-clients 2000] [--mixed-rates 100,400] [--batch-pause-ms 20] [--batch-run-ms 5]
+//                      [--compressed-runs citypulse:plain,citypulse:deflate,...] [--compressed-rates 50,100,200,400]
+//                      [--compressed-clients 2000] [--compressed-entities 8]
 //                      [--cpu-prof] [--update-docs] [--out FILE]
+//
+// Scenario E (compressed fan-out, issue 13) is not in the default list: `--scenario E` (or A,B,C,D,E) runs it. Its
+// SVG charts go to docs/ with --update-docs, else beside the results file.
 //
 // Every loop is bounded in count and time; every child process exits by itself (see harness.mjs, loadgen.mjs).
 
@@ -20,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { coreTimes, cpuTimes, killAll, machine, memory, startNode } from './lib/proc.mjs';
 import { fmt, ratio } from './lib/stats.mjs';
+import { barChart, lineChart } from './lib/svg.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -30,6 +36,19 @@ const PEERS = {
   socketio: { label: 'Socket.IO 4.8', script: 'peers/socketio.mjs', kind: 'sio' },
   coalesce: { label: 'coalescing reference', script: 'peers/coalesce.mjs', kind: 'ws' },
   citypulse: { label: 'citypulse', script: 'peers/citypulse.mjs', kind: 'ws', tsx: true },
+  // Scenario E's references: ws with its own per-socket deflate, and the coalescing reference compressing once.
+  'deflate-ws': {
+    label: 'ws (per-socket deflate)',
+    script: 'peers/careful-ws.mjs',
+    kind: 'ws',
+    env: { BENCH_DEFLATE: '1' },
+  },
+  'coalesce-deflate': {
+    label: 'compress-once reference',
+    script: 'peers/coalesce.mjs',
+    kind: 'ws',
+    env: { BENCH_DEFLATE: '1' },
+  },
   // Another checkout of citypulse (--alt-root DIR), to measure a change against the current code in one run.
   'citypulse-alt': {
     label: 'citypulse (alt)',
@@ -66,6 +85,10 @@ const { values: flags } = parseArgs({
     nice: { type: 'string', default: '0' },
     'noise-pct': { type: 'string', default: '10' },
     'cpu-prof': { type: 'boolean', default: false },
+    'compressed-runs': { type: 'string' },
+    'compressed-rates': { type: 'string' },
+    'compressed-clients': { type: 'string' },
+    'compressed-entities': { type: 'string', default: '8' },
     'alt-root': { type: 'string' },
     'citypulse-options': { type: 'string' },
     'alt-options': { type: 'string' },
@@ -118,8 +141,18 @@ const config = {
   nice: Number(flags.nice),
   noisePct: Number(flags['noise-pct']),
   cpuProf: flags['cpu-prof'],
+  compressedRuns: list(
+    flags['compressed-runs'],
+    'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate,deflate-ws:deflate',
+  ).map((r) => {
+    const [peer = '', mode = 'deflate'] = r.split(':');
+    return { peer, deflate: mode === 'deflate' };
+  }),
+  compressedRates: nums(flags['compressed-rates'], quick ? '200' : '50,100,200,400'),
+  compressedClients: Number(flags['compressed-clients'] ?? (quick ? 500 : 2000)),
+  compressedEntities: Number(flags['compressed-entities']),
 };
-for (const p of config.peers)
+for (const p of [...config.peers, ...config.compressedRuns.map((r) => r.peer)])
   if (!(p in PEERS)) throw new Error(`unknown peer '${p}' (known: ${Object.keys(PEERS).join(', ')})`);
 if (!['lite', 'ws'].includes(config.client)) throw new Error('--client must be lite or ws');
 
@@ -145,6 +178,7 @@ async function startPair(peerName, { profile = config.cpuProf } = {}) {
     args: ['--port', '0'],
     nodeArgs,
     env: {
+      ...peer.env,
       BENCH_TOPICS: CITY_TOPICS.join(','),
       ...(peer.alt ? { CITYPULSE_ROOT: flags['alt-root'] ?? root } : {}),
       CITYPULSE_OPTIONS: (peer.alt ? flags['alt-options'] : flags['citypulse-options']) ?? '{}',
@@ -167,7 +201,7 @@ async function stopPair(pair) {
   await pair.server.stop().catch(() => {});
 }
 
-async function connect(pair, { n, subs, concurrency, readMode, probes }) {
+async function connect(pair, { n, subs, concurrency, readMode, probes, deflate = false }) {
   const timeoutMs = CONNECT_TIMEOUT_MS;
   const result = await pair.loadgen.request(
     'connect',
@@ -186,6 +220,7 @@ async function connect(pair, { n, subs, concurrency, readMode, probes }) {
         readMode,
         batchPauseMs: config.batchPauseMs,
         batchRunMs: config.batchRunMs,
+        deflate,
       },
     },
     180_000,
@@ -293,6 +328,8 @@ async function measureWindow(pair, rate, plans, subscribers) {
     ),
     drained: d.drained,
     drainMs: d.ms,
+    // Bytes the counting clients read per frame (compressed or not): what a message costs on the wire.
+    wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
   };
   step.behind =
     (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
@@ -335,7 +372,7 @@ async function scenarioA(peerName, readMode) {
   }
 }
 
-async function scenarioB(peerName, n) {
+async function scenarioB(peerName, n, deflate = false) {
   const pair = await startPair(peerName);
   try {
     await sleep(300);
@@ -347,6 +384,7 @@ async function scenarioB(peerName, n) {
       concurrency: 200,
       readMode: 'immediate',
       probes: 0,
+      deflate,
     });
     await sleep(1000);
     const after = await pair.server.request('stats', { gc: true });
@@ -450,6 +488,91 @@ async function scenarioD(peerName) {
   }
 }
 
+/** Scenario E, one run: `peerName` with clients that offer permessage-deflate as Chrome does (or plain ones). */
+async function scenarioE(peerName, deflate) {
+  const pair = await startPair(peerName);
+  try {
+    const conn = await connect(pair, {
+      n: config.compressedClients,
+      subs: 'single:weather',
+      concurrency: 200,
+      readMode: 'immediate',
+      probes: config.probes,
+      deflate,
+    });
+    const plans = [{ name: 'weather', weight: 1, size: config.compressedEntities, kind: 'city' }];
+    const steps = [];
+    for (const rate of config.compressedRates) {
+      const step = await measureStep(pair, rate, plans, conn.subscribers);
+      step.clients = conn.connected;
+      logStep(`${peerName}${deflate ? ' (deflate)' : ''}`, 'E', step);
+      log(`    bytes on the wire per message: ${fmt(step.wireBytesPerFrame, 1)}`);
+      steps.push(step);
+      if (step.behind) break;
+    }
+    return { connected: conn.connected, steps };
+  } finally {
+    await stopPair(pair);
+  }
+}
+
+const runLabel = (r) =>
+  `${PEERS[r.peer]?.label ?? r.peer}${r.deflate ? (r.peer.includes('deflate') ? '' : ', deflate') : ', plain'}`;
+const runKey = (r) => `${r.peer}:${r.deflate ? 'deflate' : 'plain'}`;
+
+/** The three charts of scenario E as { file name: SVG }. */
+function compressedCharts(E, meta) {
+  const runs = config.compressedRuns.filter((r) => E.runs[runKey(r)]);
+  const xs = config.compressedRates;
+  const note = `run of ${meta.date.slice(0, 16)} UTC, ${config.durationMs / 1000} s windows; ${config.compressedClients} clients, ${config.compressedEntities}-entity city UPDATEs`;
+  const valuesOf = (r, pick) =>
+    xs.map((rate) => {
+      const s = E.runs[runKey(r)].steps.find((step) => step.rate === rate);
+      return s === undefined ? null : pick(s);
+    });
+  const families = [...new Set(runs.map((r) => r.peer.replace(/-deflate$|^deflate-/, '')))];
+  const rate = xs.includes(200) ? 200 : xs[xs.length - 1];
+  // Bytes per message hardly depend on the rate: the target rate's step, else the first one measured.
+  const bytesAt = (r) => {
+    const steps = E.runs[runKey(r)]?.steps ?? [];
+    return (steps.find((s) => s.rate === rate) ?? steps[0])?.wireBytesPerFrame ?? null;
+  };
+  const find = (family, deflate) =>
+    runs.find((r) => r.deflate === deflate && r.peer.replace(/-deflate$|^deflate-/, '') === family);
+  return {
+    'bench-compressed-delivered.svg': lineChart({
+      title: 'Compressed fan-out: delivered messages per second',
+      note,
+      xLabel: 'publish rate (msg/s)',
+      yLabel: 'delivered / s',
+      xs,
+      series: runs.map((r) => ({ name: runLabel(r), values: valuesOf(r, (s) => s.deliveredPerSec) })),
+    }),
+    'bench-compressed-p99.svg': lineChart({
+      title: 'Compressed fan-out: p99 latency (publish to parsed)',
+      note,
+      xLabel: 'publish rate (msg/s)',
+      yLabel: 'p99 (ms)',
+      xs,
+      series: runs.map((r) => ({ name: runLabel(r), values: valuesOf(r, (s) => s.latency.p99) })),
+    }),
+    'bench-compressed-bytes.svg': barChart({
+      title: `Bytes on the wire per city UPDATE (${config.compressedEntities} entities)`,
+      note,
+      xLabel: 'peer',
+      yLabel: 'bytes per delivered message',
+      categories: families.map((f) => (f === 'ws' ? 'ws' : (PEERS[f]?.label ?? f))),
+      series: [false, true].map((deflate) => ({
+        name: deflate ? 'permessage-deflate' : 'plain',
+        values: families.map((f) => {
+          const r = find(f, deflate);
+          return r === undefined ? null : bytesAt(r);
+        }),
+      })),
+    }),
+  };
+}
+
 // ----------------------------------------------------------------------------------------------------------------
 // Report
 // ----------------------------------------------------------------------------------------------------------------
@@ -471,6 +594,53 @@ function stepRow(label, s, wanted) {
 const STEP_HEADER =
   '| peer | msg/s | demanded/s | delivered/s | ratio | p50 ms | p99 ms | max ms | server CPU % (sys) | CPU µs/delivery | RSS MiB | load-gen CPU % | others on core 0 / 1 % | seq gaps | behind |\n' +
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
+
+/** Scenario E's section of the report (its own block of docs/performance.md). */
+function renderE(E) {
+  const out = [];
+  out.push(
+    `## E. Compressed fan-out: ${config.compressedClients} clients offering permessage-deflate as Chrome does, ${config.compressedEntities}-entity city UPDATEs`,
+    '',
+    'Bytes/msg: what the counting clients read per frame, headers included. Runs marked plain offer no extension.',
+    '',
+    STEP_HEADER.replace('| behind |', '| behind | bytes/msg |').replace(/\|---\|$/, '|---|---:|'),
+  );
+  for (const r of config.compressedRuns)
+    for (const s of E.runs[runKey(r)]?.steps ?? [])
+      out.push(`${stepRow(runLabel(r), s, config.compressedClients)} ${fmt(s.wireBytesPerFrame, 1)} |`);
+  out.push('');
+  const rate = config.compressedRates.includes(200) ? 200 : config.compressedRates.at(-1);
+  const at = (key) => E.runs[key]?.steps.find((s) => s.rate === rate);
+  const cp = at('citypulse:deflate');
+  const plain = at('citypulse:plain');
+  out.push(`### Targets at ${rate} msg/s (one run)`, '', '| target | measured | met |', '|---|---:|---|');
+  const row = (what, value, ok) =>
+    out.push(`| ${what} | ${value} | ${ok === null ? '-' : ok ? 'yes' : 'no'} |`);
+  const r1 =
+    cp && at('coalesce-deflate:deflate')
+      ? cp.deliveredPerSec / at('coalesce-deflate:deflate').deliveredPerSec
+      : null;
+  const r2 =
+    cp && at('deflate-ws:deflate') ? cp.deliveredPerSec / at('deflate-ws:deflate').deliveredPerSec : null;
+  const r3 = cp && plain && plain.wireBytesPerFrame ? cp.wireBytesPerFrame / plain.wireBytesPerFrame : null;
+  row('delivered/s ≥ 0.9× compress-once reference', fmt(r1, 2), r1 === null ? null : r1 >= 0.9);
+  row('delivered/s ≥ 5× ws per-socket deflate', fmt(r2, 2), r2 === null ? null : r2 >= 5);
+  row('bytes/msg ≤ 0.5× uncompressed', fmt(r3, 2), r3 === null ? null : r3 <= 0.5);
+  row('p99 ≤ 100 ms', fmt(cp?.latency.p99, 1), cp ? cp.latency.p99 <= 100 : null);
+  const idle = E.idle;
+  const r4 = idle?.deflate && idle?.plain ? idle.deflate.heapPerConnKB / idle.plain.heapPerConnKB : null;
+  row(
+    `idle memory per compressed connection ≤ 1.1× plain (heap KB/conn ${fmt(idle?.deflate?.heapPerConnKB, 2)} vs ${fmt(idle?.plain?.heapPerConnKB, 2)}; RSS ${fmt(idle?.deflate?.rssPerConnKB, 2)} vs ${fmt(idle?.plain?.rssPerConnKB, 2)})`,
+    fmt(r4, 2),
+    r4 === null ? null : r4 <= 1.1,
+  );
+  out.push('');
+  out.push(
+    '![delivered/s](bench-compressed-delivered.svg) ![p99](bench-compressed-p99.svg) ![bytes per message](bench-compressed-bytes.svg)',
+    '',
+  );
+  return out.join('\n');
+}
 
 function render(results, meta) {
   const out = [];
@@ -574,6 +744,7 @@ function render(results, meta) {
       for (const s of results.D[p]?.steps ?? []) out.push(stepRow(PEERS[p].label, s, config.mixedClients));
     out.push('');
   }
+  if (results.E) out.push(renderE(results.E));
   if (meta.errors.length > 0) {
     out.push('## Errors', '', ...meta.errors.map((e) => `- ${e}`), '');
   }
@@ -586,7 +757,13 @@ async function main() {
     const saved = JSON.parse(readFileSync(flags.render, 'utf8'));
     Object.assign(config, saved.config);
     const md = render(saved.results, saved.meta);
-    if (flags['update-docs']) updateDocs(md);
+    if (flags['update-docs']) updateDocs(md, saved.results);
+    if (saved.results.E)
+      writeCharts(
+        saved.results.E,
+        saved.meta,
+        flags['update-docs'] ? join(root, 'docs') : dirname(flags.render),
+      );
     console.log(md);
     return;
   }
@@ -633,10 +810,26 @@ async function main() {
         case 'D':
           results.D[p] = await guard(`D ${p}`, () => scenarioD(p));
           break;
+        case 'E':
+          break; // its own list of runs, below
         default:
           throw new Error(`unknown scenario '${scenario}'`);
       }
     }
+  }
+  if (results.E) {
+    results.E = { runs: {}, idle: {} };
+    for (const r of config.compressedRuns) {
+      const got = await guard(`E ${runKey(r)}`, () => scenarioE(r.peer, r.deflate));
+      if (got) results.E.runs[runKey(r)] = got;
+    }
+    if (config.peers.includes('citypulse') || config.compressedRuns.some((r) => r.peer === 'citypulse'))
+      for (const deflate of [false, true]) {
+        const got = await guard(`E idle ${deflate}`, () =>
+          scenarioB('citypulse', config.idleClients[0], deflate),
+        );
+        if (got) results.E.idle[deflate ? 'deflate' : 'plain'] = got;
+      }
   }
   const md = render(results, meta);
   const day = date.slice(0, 10);
@@ -644,26 +837,47 @@ async function main() {
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${md}\n`);
   writeFileSync(outFile.replace(/\.md$/, '.json'), `${JSON.stringify({ meta, config, results }, null, 2)}\n`);
-  if (flags['update-docs']) updateDocs(md);
+  if (flags['update-docs']) updateDocs(md, results);
+  if (results.E) writeCharts(results.E, meta, flags['update-docs'] ? join(root, 'docs') : dirname(outFile));
   console.log(md);
   log(`written ${outFile}`);
 }
 
-/** Replaces the text between the bench markers of docs/performance.md with the new table. */
-function updateDocs(md) {
+/** Writes scenario E's SVG charts into `dir`. */
+function writeCharts(E, meta, dir) {
+  for (const [name, svg] of Object.entries(compressedCharts(E, meta))) {
+    writeFileSync(join(dir, name), `${svg}\n`);
+    log(`chart ${join(dir, name)}`);
+  }
+}
+
+/**
+ * Replaces the text between the bench markers of docs/performance.md: `bench:begin/end` with the scenarios A-D of
+ * this run (when it ran any), `bench-e:begin/end` with scenario E (when it ran).
+ */
+function updateDocs(md, results) {
   const file = join(root, 'docs', 'performance.md');
   if (!existsSync(file)) return;
-  const text = readFileSync(file, 'utf8');
-  const begin = '<!-- bench:begin -->';
-  const end = '<!-- bench:end -->';
-  const a = text.indexOf(begin);
-  const b = text.indexOf(end);
-  if (a < 0 || b < a) return;
-  const body = md
-    .replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')
-    .replace(/^## /gm, '### ')
-    .replace(/^### (?=Read mode|Peak)/gm, '#### ');
-  writeFileSync(file, `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`);
+  let text = readFileSync(file, 'utf8');
+  const replace = (name, body) => {
+    const begin = `<!-- ${name}:begin -->`;
+    const end = `<!-- ${name}:end -->`;
+    const a = text.indexOf(begin);
+    const b = text.indexOf(end);
+    if (a < 0 || b < a) return;
+    text = `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`;
+  };
+  const demote = (body) =>
+    body.replace(/^## /gm, '### ').replace(/^### (?=Read mode|Peak|Targets)/gm, '#### ');
+  if (['A', 'B', 'C', 'D'].some((k) => results[k] !== undefined)) {
+    const main = md.split('\n## E. ')[0] ?? md;
+    replace('bench', demote(main.replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')));
+  }
+  if (results.E !== undefined) {
+    const date = /^# citypulse benchmark — (.*)$/m.exec(md)?.[1] ?? '';
+    replace('bench-e', demote(`Run of ${date}.\n\n${renderE(results.E)}`));
+  }
+  writeFileSync(file, text);
 }
 
 const hardStop = setTimeout(() => {

@@ -40,6 +40,8 @@ Options (environment variable in brackets):
   --metrics <on|off>          Prometheus metrics at GET /metrics [CITYPULSE_METRICS] (default on)
   --metrics-port <n>          serve GET /metrics on its own listener at this port (0: any), not on --port
                               [CITYPULSE_METRICS_PORT] (default: on --port, needing a publish key if auth is on)
+  --compression <on|off>      permessage-deflate for clients that offer it, compressed once per message
+                              [CITYPULSE_COMPRESSION] (default on)
 
 Security and limits:
   --auth-secret <secret>      verify connection JWTs with this HS256 secret (>= 32 bytes) [CITYPULSE_AUTH_SECRET]
@@ -128,6 +130,7 @@ export function parseServeArgs(
         'max-pending-per-ip': { type: 'string' },
         'headers-timeout': { type: 'string' },
         'request-timeout': { type: 'string' },
+        compression: { type: 'string' },
         'auth-secret': { type: 'string' },
         'auth-jwks': { type: 'string' },
         'auth-audience': { type: 'string' },
@@ -209,6 +212,7 @@ export function parseServeArgs(
         '--max-subscriptions',
         values['max-subscriptions'] ?? env.CITYPULSE_MAX_SUBSCRIPTIONS,
       ),
+      compression: parseSwitch('--compression', values.compression ?? env.CITYPULSE_COMPRESSION, true),
       ...clusterOptions(values, env),
       ...securityOptions(values, env),
     },

@@ -9,6 +9,12 @@ import { randomBytes } from 'node:crypto';
 
 const MAX_HANDSHAKE_BYTES = 16 * 1024;
 
+/** Bytes every lite client of this process read after its handshake (frames on the wire, compressed or not). */
+export const wire = { bytes: 0 };
+
+/** The permessage-deflate offer Chrome sends. */
+export const CHROME_DEFLATE_OFFER = 'permessage-deflate; client_max_window_bits';
+
 /**
  * @typedef {{ onMessage: () => void, onOpen: () => void, onClose: (reason: string) => void }} LiteHandlers
  */
@@ -17,8 +23,10 @@ export class LiteClient {
   /**
    * @param {URL} url ws://host:port/path?query
    * @param {LiteHandlers} handlers
-   * @param {{ engineIo?: boolean }} [options] speak just enough Engine.IO v4 / Socket.IO v5 to stay connected to a
-   *   Socket.IO server: answer the open packet with a namespace connect (`40`) and pings (`2`) with pongs (`3`).
+   * @param {{ engineIo?: boolean, deflate?: boolean }} [options] `engineIo`: speak just enough Engine.IO v4 /
+   *   Socket.IO v5 to stay connected to a Socket.IO server: answer the open packet with a namespace connect (`40`)
+   *   and pings (`2`) with pongs (`3`). `deflate`: offer permessage-deflate as Chrome does (frames are counted, never
+   *   inflated: the walker skips payloads either way).
    */
   constructor(url, handlers, options = {}) {
     this.handlers = handlers;
@@ -38,7 +46,9 @@ export class LiteClient {
       const key = randomBytes(16).toString('base64');
       this.socket.write(
         `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (options.deflate === true ? `Sec-WebSocket-Extensions: ${CHROME_DEFLATE_OFFER}\r\n` : '') +
+          '\r\n',
       );
     });
     this.socket.on('data', (chunk) => this.onData(chunk));
@@ -84,6 +94,7 @@ export class LiteClient {
 
   /** @param {Buffer} input */
   walk(input) {
+    wire.bytes += input.length;
     let chunk = input;
     if (this.partial !== null) {
       chunk = Buffer.concat([this.partial, chunk]);

@@ -1,11 +1,19 @@
 // Peer 2: a careful `ws` server: topic -> Set<WebSocket> index, the message encoded once per publish and the same
 // string handed to every subscriber's `ws.send` (ws still frames and writes once per client per message).
+// BENCH_DEFLATE=1: ws's own permessage-deflate (its defaults: a deflate context per socket, context takeover), with
+// a 256-byte threshold like citypulse's: the "per-socket deflate" reference of the compressed scenario.
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, WebSocket } from 'ws';
 import { runPeer, topicsFromUrl } from './harness.mjs';
 
 await runPeer(async ({ port, topics }) => {
-  const wss = new WebSocketServer({ port, host: '127.0.0.1', path: '/ws', perMessageDeflate: false });
+  const deflate = process.env.BENCH_DEFLATE === '1';
+  const wss = new WebSocketServer({
+    port,
+    host: '127.0.0.1',
+    path: '/ws',
+    perMessageDeflate: deflate ? { threshold: 256 } : false,
+  });
   await new Promise((resolve) => wss.once('listening', resolve));
   /** @type {Map<string, Set<WebSocket>>} */
   const index = new Map(topics.map((t) => [t, new Set()]));

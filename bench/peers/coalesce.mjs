@@ -4,8 +4,12 @@
 // (setImmediate); then each topic's frames of the turn are joined once and every subscriber gets one
 // `socket.write` (clients on several dirty topics get cork / writes / uncork, grouped by topic).
 // A socket with more than SLOW_LIMIT bytes unflushed is skipped (frames dropped and counted): bounded latency.
+// BENCH_DEFLATE=1: the compress-once reference: a client offering permessage-deflate is answered with
+// `server_no_context_takeover; client_no_context_takeover`, each frame of 256 B or more is deflated once per
+// publish (raw deflate, sync flush, trailer stripped, RSV1) and the same bytes go to every such subscriber.
 import { Buffer } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { WebSocketServer } from 'ws';
 import { runPeer, topicsFromUrl } from './harness.mjs';
 
@@ -30,14 +34,43 @@ function encodeFrame(text) {
   return frame;
 }
 
+/** The same message as one compressed frame (RSV1), or the plain frame when it is small. */
+function compressFrame(text, plain) {
+  if (plain.length < 256 + 4) return plain;
+  const deflated = deflateRawSync(Buffer.from(text), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const len = deflated.length - 4; // strip 00 00 ff ff
+  const head = len < 126 ? 2 : 4;
+  const frame = Buffer.allocUnsafe(head + len);
+  frame[0] = 0xc1;
+  if (head === 2) frame[1] = len;
+  else {
+    frame[1] = 126;
+    frame.writeUInt16BE(len, 2);
+  }
+  deflated.copy(frame, head, 0, len);
+  return frame;
+}
+
+const DEFLATE = process.env.BENCH_DEFLATE === '1';
+
 await runPeer(async ({ port, topics }) => {
   const wss = new WebSocketServer({ port, host: '127.0.0.1', path: '/ws', perMessageDeflate: false });
   await new Promise((resolve) => wss.once('listening', resolve));
-  /** @typedef {{ socket: import('node:net').Socket, topics: number }} Sub */
+  /** Requests whose client agreed to permessage-deflate. */
+  const agreed = new WeakSet();
+  if (DEFLATE)
+    wss.on('headers', (headers, req) => {
+      if (!/permessage-deflate/i.test(req.headers['sec-websocket-extensions'] ?? '')) return;
+      headers.push(
+        'Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover',
+      );
+      agreed.add(req);
+    });
+  /** @typedef {{ socket: import('node:net').Socket, topics: number, deflate: boolean }} Sub */
   /** @type {Map<string, Set<Sub>>} */
   const index = new Map(topics.map((t) => [t, new Set()]));
   const seqs = new Map(topics.map((t) => [t, 0]));
-  /** @type {Map<string, Buffer[]>} frames of the current turn, per topic */
+  /** @type {Map<string, { text: string, plain: Buffer, compressed: Buffer | null }[]>} frames of the turn, per topic */
   let pending = new Map();
   let scheduled = false;
   let clients = 0;
@@ -52,18 +85,28 @@ await runPeer(async ({ port, topics }) => {
     for (const [topic, frames] of turn) {
       const subs = index.get(topic);
       if (subs === undefined) continue;
-      const joined = frames.length === 1 ? frames[0] : Buffer.concat(frames);
+      /** @type {Buffer | null} each form of the run built once, on its first subscriber */
+      let joined = null;
+      /** @type {Buffer | null} */
+      let joinedCompressed = null;
+      const compressedRun = () => {
+        for (const f of frames) f.compressed ??= compressFrame(f.text, f.plain);
+        return frames.length === 1 ? frames[0].compressed : Buffer.concat(frames.map((f) => f.compressed));
+      };
       for (const sub of subs) {
+        const bytes = sub.deflate
+          ? (joinedCompressed ??= compressedRun())
+          : (joined ??= frames.length === 1 ? frames[0].plain : Buffer.concat(frames.map((f) => f.plain)));
         if (sub.socket.writableLength > SLOW_LIMIT) {
           dropped += frames.length;
           continue;
         }
-        if (sub.topics === 1 || turn.size === 1) sub.socket.write(joined);
+        if (sub.topics === 1 || turn.size === 1) sub.socket.write(bytes);
         else {
           multi ??= new Map();
           const list = multi.get(sub);
-          if (list === undefined) multi.set(sub, [joined]);
-          else list.push(joined);
+          if (list === undefined) multi.set(sub, [bytes]);
+          else list.push(bytes);
         }
       }
     }
@@ -96,7 +139,11 @@ await runPeer(async ({ port, topics }) => {
     for (const t of subscribed) state[t] = { entities: [], seq: seqs.get(t) };
     ws.send(JSON.stringify({ type: 'SNAPSHOT', data: state, timestamp }));
     // From here on broadcast frames go beneath ws, after the frames ws has already written.
-    const sub = { socket: /** @type {import('node:net').Socket} */ (ws._socket), topics: subscribed.length };
+    const sub = {
+      socket: /** @type {import('node:net').Socket} */ (ws._socket),
+      topics: subscribed.length,
+      deflate: agreed.has(req),
+    };
     for (const t of subscribed) index.get(t)?.add(sub);
     ws.on('close', () => {
       clients -= 1;
@@ -111,7 +158,8 @@ await runPeer(async ({ port, topics }) => {
       seqs.set(topic, seq);
       const subs = index.get(topic);
       if (subs === undefined || subs.size === 0) return;
-      const frame = encodeFrame(JSON.stringify({ ...message, seq }));
+      const text = JSON.stringify({ ...message, seq });
+      const frame = { text, plain: encodeFrame(text), compressed: /** @type {Buffer | null} */ (null) };
       const list = pending.get(topic);
       if (list === undefined) pending.set(topic, [frame]);
       else list.push(frame);

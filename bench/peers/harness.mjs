@@ -82,7 +82,8 @@ const CITY_SAMPLES = {
 
 /**
  * Builds the message a publish carries. `pad` plans fill `data.pad` so that the JSON of the whole message
- * (as the careful peer sends it) is about `size` bytes; `city` plans carry one realistic entity upsert.
+ * (as the careful peer sends it) is about `size` bytes; `city` plans carry realistic entity upserts (`size` of
+ * them, or one when `size` is 0).
  * @param {TopicPlan} plan
  * @param {number} n running publish number
  * @returns {BenchMessage}
@@ -95,7 +96,16 @@ export function makeMessage(plan, n) {
     return {
       type: 'UPDATE',
       topic: plan.name,
-      data: { upserts: [sample(n)], removes: [], _t: t, _n: n },
+      // `size` > 0: that many entities per UPDATE (the compressed scenario's city-shaped batches); else one.
+      data: {
+        upserts:
+          plan.size > 0
+            ? Array.from({ length: plan.size }, (_, k) => sample(n * plan.size + k))
+            : [sample(n)],
+        removes: [],
+        _t: t,
+        _n: n,
+      },
       timestamp,
     };
   }

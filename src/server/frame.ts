@@ -5,10 +5,9 @@
  * @module
  */
 
-/** Builds one complete unmasked text frame for `payload` (UTF-8). */
+/** Builds one complete unmasked text frame for `payload` (UTF-8): one allocation, the text encoded in place. */
 export function encodeTextFrame(payload: string | Buffer): Buffer {
-  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  const length = body.length;
+  const length = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
   let headerLength: number;
   if (length < 126) headerLength = 2;
   else if (length < 65536) headerLength = 4;
@@ -25,6 +24,7 @@ export function encodeTextFrame(payload: string | Buffer): Buffer {
     frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
     frame.writeUInt32BE(length >>> 0, 6);
   }
-  body.copy(frame, headerLength);
+  if (typeof payload === 'string') frame.write(payload, headerLength, length, 'utf8');
+  else payload.copy(frame, headerLength);
   return frame;
 }

@@ -24,6 +24,8 @@ export class Outbox {
   closed = false;
   /** Queue size at which the backlog handler runs next. */
   backlogCheckAt = 0;
+  /** permessage-deflate window (bits) this client agreed to, or 0: it takes plain frames only (see `deflate.ts`). */
+  windowBits = 0;
 
   constructor(readonly transport: Transport) {}
 }

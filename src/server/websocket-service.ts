@@ -28,13 +28,19 @@ import {
   type WebSocketMessage,
 } from '../protocol.js';
 import { encodeTextFrame } from './frame.js';
+import {
+  FrameCompressor,
+  negotiateDeflate,
+  type DeflateAgreement,
+  type FrameCompressorOptions,
+} from './deflate.js';
 import { silentLogger, type Logger } from './logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
 import { TopicIndex } from './topic-index.js';
 import { encodeSequenced, type Broker, type SequencedMessage } from '../cluster/broker.js'; // broker seam
 import { InMemoryBroker } from '../cluster/memory-broker.js';
-import type { HistoryLookup } from './topic-log.js';
+import type { HistoryLookup, LogEntry } from './topic-log.js';
 import { WsTransport } from './transport.js';
 import { allowedTopics } from './access.js';
 import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
@@ -114,6 +120,13 @@ export interface WebSocketServiceOptions {
   /** Fixed epoch for topic sequences (tests). Default: random per service. */
   epoch?: string;
   /**
+   * permessage-deflate (RFC 7692) for clients that offer it: each outgoing message is compressed once, on its first
+   * recipient that agreed, and the same bytes go to every such recipient; others get the plain frame. `true` or
+   * options (threshold, level) turn it on, `false` off. Needs the `WebSocketServer`'s own `perMessageDeflate` off
+   * (its default). Default: on (see docs/operations.md).
+   */
+  compression?: boolean | FrameCompressorOptions;
+  /**
    * Where seqs, history and cross-node fan-out come from. Default: an `InMemoryBroker` (one process)
    * built from `historySize`, `historyTtlMs`, `now` and `epoch`.
    */
@@ -148,6 +161,8 @@ export interface ServiceCounters {
   readonly rejected: number;
   /** Encoded snapshot frames cached right now (bounded by `snapshotCacheSize`). */
   readonly snapshotCacheEntries: number;
+  /** Outgoing frames compressed (once per message and window size, however many recipients took the form). */
+  readonly compressions: number;
 }
 
 type ServiceState = 'running' | 'closing' | 'closed';
@@ -158,6 +173,7 @@ const DEFAULTS = {
   maxPayloadBytes: 64 * 1024,
   closeTimeoutMs: 2000,
   snapshotCacheSize: 32,
+  compression: true as boolean | FrameCompressorOptions,
 };
 
 /** The real-time hub between publishers (the aggregator, the HTTP API) and WebSocket clients. */
@@ -179,6 +195,10 @@ export class WebSocketService {
   readonly #authenticator: Authenticator | undefined;
   readonly #rateLimit: RateLimiterOptions | false;
   readonly #metrics: Metrics | undefined;
+  /** Compressed forms of outgoing frames; `null` when compression is off. */
+  readonly #compressor: FrameCompressor | null;
+  /** Agreements made in the handshake's `'headers'` event, read back in `'connection'` (same request). */
+  readonly #agreements = new WeakMap<IncomingMessage, DeflateAgreement>();
   #heartbeatInterval: NodeJS.Timeout | null = null;
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
@@ -190,7 +210,13 @@ export class WebSocketService {
    * object replaces them all. A `Map` in use order, so the least recently used entry goes first.
    */
   #snapshotCache: { owner: object; frames: Map<string, Buffer> } | null = null;
+  /** Replayed frames (`recovered: true`) by history entry: built once, shared (and compressed once) by resumers. */
+  readonly #recoveredFrames = new WeakMap<LogEntry, Buffer>();
   #state: ServiceState = 'running';
+  /** The three constant pieces of every CONNECTED frame (see `#connectedFrame`). */
+  #connectedTemplate: readonly [string, string, string] | null = null;
+  #isoAt = Number.NaN;
+  #iso = '';
   #closed: Promise<void> | null = null;
   /** Set while `close()` waits for the last client to go. */
   #onAllClosed: (() => void) | null = null;
@@ -226,6 +252,9 @@ export class WebSocketService {
     this.#metrics = options.metrics;
     this.#jsonBounds = resolveJsonBounds(options.jsonBounds);
     this.#snapshotCacheSize = Math.max(1, options.snapshotCacheSize ?? DEFAULTS.snapshotCacheSize);
+    const compression = options.compression ?? DEFAULTS.compression;
+    this.#compressor =
+      compression === false ? null : new FrameCompressor(compression === true ? {} : compression);
     // The broker sequences UPDATE/ALERT and calls back `deliver` for local fan-out.
     this.#broker =
       options.broker ??
@@ -446,6 +475,7 @@ export class WebSocketService {
       ...this.#counters,
       bytesOut: this.#outbound.bytesWritten,
       writes: this.#outbound.writes,
+      compressions: this.#compressor?.compressions ?? 0,
       queuedBytes: [...this.#sessions].reduce((n, session) => n + session.bytes, 0),
       snapshotCacheEntries: this.#snapshotCache?.frames.size ?? 0,
     };
@@ -467,6 +497,7 @@ export class WebSocketService {
 
   private initialize(): void {
     this.#wss.on('connection', this.#onConnection);
+    if (this.#compressor !== null) this.#wss.on('headers', this.#onHeaders);
     this.startHeartbeat();
   }
 
@@ -493,6 +524,7 @@ export class WebSocketService {
   async #shutdown(drainMs: number): Promise<void> {
     this.#state = 'closing';
     this.#wss.off('connection', this.#onConnection);
+    this.#wss.off('headers', this.#onHeaders);
     if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
     this.#heartbeatInterval = null;
     const sessions = [...this.#sessions];
@@ -532,18 +564,33 @@ export class WebSocketService {
   // Connections
   // -------------------------------------------------------------------------------------------------------------
 
+  /** The handshake's answer: adds our permessage-deflate agreement when the client offered one we can honour. */
+  readonly #onHeaders = (headers: string[], req: IncomingMessage): void => {
+    // A WebSocketServer with its own perMessageDeflate answered already: leave it (our frames then go plain).
+    if (headers.some((h) => h.toLowerCase().startsWith('sec-websocket-extensions:'))) return;
+    const agreement = negotiateDeflate(req.headers['sec-websocket-extensions']);
+    if (agreement === null) return;
+    headers.push(`Sec-WebSocket-Extensions: ${agreement.response}`);
+    this.#agreements.set(req, agreement);
+  };
+
   readonly #onConnection = (ws: WebSocket, req: IncomingMessage, principal: Principal = ANONYMOUS): void => {
     ws.on('error', (error) => this.#logger.debug({ err: error }, 'socket error'));
     if (this.#state !== 'running') {
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
+    const agreement = this.#agreements.get(req);
     const session = new ClientSession(
       randomUUID(),
-      new WsTransport(ws),
+      new WsTransport(ws, agreement === undefined ? undefined : { maxPayload: this.#maxPayloadBytes }),
       req.socket.remoteAddress ?? 'unknown',
       this.#now(),
     );
+    if (agreement !== undefined) {
+      this.#agreements.delete(req);
+      session.windowBits = agreement.windowBits;
+    }
     session.guard = new ConnectionGuard({
       principal,
       authenticator: this.#authenticator,
@@ -568,7 +615,7 @@ export class WebSocketService {
       this.#teardown(session, `closed ${code} ${reason.toString()}`.trim(), code),
     );
 
-    const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+    const query = queryOf(req.url);
     const requested = splitTopics(query.get('topics'));
     const resumeQuery = query.get('resume');
     const resume = resumeQuery === null ? {} : parseResumeQuery(resumeQuery);
@@ -580,17 +627,13 @@ export class WebSocketService {
     const subscribed = problem === null ? wanted : [];
     for (const topic of subscribed) this.#index.add(session, topic);
 
-    this.#logger.info(
+    // At debug: a line per connect is a cost a bare server does not pay in a storm ('client disconnected' stays).
+    this.#logger.debug(
       { clientId: session.id, ip: session.remoteAddress, topics: subscribed },
       'client connected',
     );
-    this.#sendMessage(session, ServerMessageType.Connected, {
-      clientId: session.id,
-      protocol: PROTOCOL_VERSION,
-      topics: this.#topicList,
-      subscribed,
-      heartbeat: { intervalMs: this.#heartbeatIntervalMs, timeoutMs: this.#heartbeatTimeoutMs },
-    });
+    this.#counters.framesOut++;
+    this.#outbound.enqueue(session, this.#connectedFrame(session.id, subscribed));
 
     // The initial snapshot: the ?topics= ones, or every topic when the client named none.
     const resumed = problem === null ? Object.keys(resume ?? {}) : [];
@@ -672,7 +715,7 @@ export class WebSocketService {
   #conflate(session: ClientSession): void {
     const stale = (session.stale ??= new Set());
     const dropped = this.#outbound.retain(session, (frame) => {
-      const topic = this.#conflatable.get(frame);
+      const topic = this.#conflatable.get(this.#compressor?.plainOf(frame) ?? frame);
       if (topic === undefined) return true;
       stale.add(topic);
       this.#metrics?.dropped('conflated', topic);
@@ -913,7 +956,7 @@ export class WebSocketService {
         continue;
       }
       for (const entry of lookup.entries) {
-        this.#send(session, encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`));
+        this.#send(session, this.#recoveredFrame(entry));
       }
     }
     if (fallback.length > 0) this.#sendTopicSnapshots(session, fallback, true);
@@ -928,7 +971,7 @@ export class WebSocketService {
     }
     let last = fromSeq;
     for (const entry of lookup.entries) {
-      this.#send(session, encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`));
+      this.#send(session, this.#recoveredFrame(entry));
       last = entry.seq;
     }
     this.#releaseHeld(session, topic, last);
@@ -1059,17 +1102,67 @@ export class WebSocketService {
   // Sending
   // -------------------------------------------------------------------------------------------------------------
 
+  /** Queues `frame` (plain) for `session`, in the form the session takes: compressed once per message, shared. */
   #send(session: ClientSession, frame: Buffer): void {
     this.#counters.framesOut++;
-    this.#outbound.enqueue(session, frame);
+    const compressor = this.#compressor;
+    this.#outbound.enqueue(
+      session,
+      session.windowBits === 0 || compressor === null ? frame : compressor.formFor(frame, session.windowBits),
+    );
+  }
+
+  /**
+   * CONNECTED, built from a cached JSON template: only the client id, the subscribed list and the timestamp vary.
+   * Byte-for-byte what `#frame(Connected, {...})` makes (`test/server/connect-path.test.ts` checks it).
+   */
+  #connectedFrame(clientId: string, subscribed: readonly string[]): Buffer {
+    this.#connectedTemplate ??= [
+      `{"type":${JSON.stringify(ServerMessageType.Connected)},"data":{"clientId":`,
+      `,"protocol":${JSON.stringify(PROTOCOL_VERSION)},"topics":${JSON.stringify(this.#topicList)},"subscribed":`,
+      `,"heartbeat":${JSON.stringify({ intervalMs: this.#heartbeatIntervalMs, timeoutMs: this.#heartbeatTimeoutMs })}},"timestamp":`,
+    ];
+    const [a, b, c] = this.#connectedTemplate;
+    return encodeTextFrame(
+      `${a}${JSON.stringify(clientId)}${b}${JSON.stringify(subscribed)}${c}${JSON.stringify(this.#isoNow())}}`,
+    );
+  }
+
+  /**
+   * A history entry as a replayed frame (`recovered: true`), made once per entry: clients resuming the same range
+   * (a reconnect wave after a deploy) share the frame and so its compressed form. A broker that builds new entries
+   * per lookup (Redis) simply gets a new frame each time.
+   */
+  #recoveredFrame(entry: LogEntry): Buffer {
+    let frame = this.#recoveredFrames.get(entry);
+    if (frame === undefined) {
+      frame = encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`);
+      this.#recoveredFrames.set(entry, frame);
+    }
+    return frame;
+  }
+
+  /** The clock as ISO-8601, formatted once per millisecond. */
+  #isoNow(): string {
+    const now = this.#now();
+    if (now !== this.#isoAt) {
+      this.#isoAt = now;
+      this.#iso = new Date(now).toISOString();
+    }
+    return this.#iso;
   }
 
   #frame(type: ServerMessageType, data: unknown): Buffer {
-    return encodeTextFrame(JSON.stringify({ type, data, timestamp: new Date(this.#now()).toISOString() }));
+    return encodeTextFrame(JSON.stringify({ type, data, timestamp: this.#isoNow() }));
   }
 
+  /**
+   * Sends a reply made for this one session (CONNECTED, SUBSCRIBED, ERROR, PONG...) plain: small, never shared, so
+   * compressing it would cost a zlib set-up per frame (per connection for CONNECTED) for a few bytes saved.
+   */
   #sendMessage(session: ClientSession, type: ServerMessageType, data: unknown): void {
-    this.#send(session, this.#frame(type, data));
+    this.#counters.framesOut++;
+    this.#outbound.enqueue(session, this.#frame(type, data));
   }
 
   #sendError(session: ClientSession, code: ErrorCode, message: string, topics?: readonly string[]): void {
@@ -1089,6 +1182,15 @@ function isBoundsError(error: ProtocolError): boolean {
 /** The `type` of an encoded server frame (it is always the first key). */
 function frameType(json: string): string {
   return json.slice(9, json.indexOf('"', 9));
+}
+
+/** The query of a request target (`/ws?topics=a,b`), without parsing a whole URL. */
+function queryOf(url: string | undefined): URLSearchParams {
+  if (url === undefined) return new URLSearchParams();
+  const start = url.indexOf('?');
+  if (start === -1) return new URLSearchParams();
+  const hash = url.indexOf('#', start);
+  return new URLSearchParams(hash === -1 ? url.slice(start + 1) : url.slice(start + 1, hash));
 }
 
 function splitTopics(value: string | null): string[] {

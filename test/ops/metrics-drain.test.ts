@@ -86,6 +86,8 @@ describe('GET /metrics', () => {
 
   it('counts conflated UPDATEs of a client that stopped reading, and its resync snapshot', async (t) => {
     const server = await startServer(t, {
+      // Plain frames: 'x' padding deflates ~100x, a compressed socket would never fill.
+      compression: false,
       highWaterBytes: 64 * 1024,
       backlogBytes: 128 * 1024,
       maxQueuedBytes: 64 * 1024 * 1024,

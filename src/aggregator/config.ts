@@ -9,6 +9,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { checkJsonBounds } from '../json-bounds.js';
 import { assertNever } from '../protocol.js';
 import type { Severity } from '../topics.js';
 import { AQI_CATEGORIES } from '../topics.js';
@@ -295,6 +296,9 @@ export async function loadConfig(
   } catch (error) {
     throw new ConfigError(path, `not valid JSON: ${(error as Error).message}`);
   }
+  // A config is input too: the same bounds as every other JSON input, before anything walks it.
+  const violation = checkJsonBounds(value);
+  if (violation !== null) throw new ConfigError(path, `refused (${violation.code}): ${violation.message}`);
   try {
     return validateConfig(value, env);
   } catch (error) {

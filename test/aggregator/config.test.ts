@@ -138,6 +138,19 @@ test('loadConfig reports the file with the field, bad JSON and missing files', a
   await writeFile(file, '{ "sources": [ }');
   await assert.rejects(loadConfig(file, {}), /not valid JSON/);
   await assert.rejects(loadConfig(join(dir, 'missing.json'), {}), /cannot read the config file \(ENOENT\)/);
+  // Hostile structures: nested far too deep, a huge key; refused with the file named, never a stack overflow.
+  const hostile: [string, RegExp][] = [
+    ['{"sources":' + '['.repeat(50_000) + ']'.repeat(50_000) + '}', /TOO_DEEP/],
+    ['{"sources":[{"type":"simulator","' + 'k'.repeat(5000) + '":1}]}', /TOO_LARGE/],
+  ];
+  for (const [text, expected] of hostile) {
+    await writeFile(file, text);
+    await assert.rejects(loadConfig(file, {}), (error: Error) => {
+      assert.match(error.message, expected);
+      assert.ok(error.message.startsWith(file), error.message);
+      return true;
+    });
+  }
   await writeFile(file, JSON.stringify({ sources: [{ type: 'simulator' }] }));
   assert.deepEqual(await loadConfig(file, {}), { sources: [{ type: 'simulator', name: 'simulator' }] });
 });

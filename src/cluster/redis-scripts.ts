@@ -60,7 +60,9 @@ return { seq, epoch }
 
 /**
  * Reads a topic's position and the history after a seq, atomically.
- * KEYS: meta, log. ARGV: fromSeq (first wanted), count (0: position only).
+ * KEYS: meta, log. ARGV: fromSeq (first wanted), count (0: position only), knownEpoch (optional: the epoch `fromSeq`
+ * belongs to; when the topic is in another epoch now, the read starts at seq 1 of the current one, so a reader that
+ * missed an epoch change gets the new epoch from its beginning, not from its old position).
  * Returns: { epoch or false, seq, id1, json1, t1, id2, ... }.
  */
 export const HISTORY = script(`
@@ -68,8 +70,10 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local out = { epoch or false, seq }
 local count = tonumber(ARGV[2])
-if count > 0 and seq >= tonumber(ARGV[1]) then
-  local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', count)
+local from = tonumber(ARGV[1])
+if ARGV[3] ~= nil and ARGV[3] ~= '' and epoch and epoch ~= ARGV[3] then from = 1 end
+if count > 0 and seq >= from then
+  local entries = redis.call('XRANGE', KEYS[2], from .. '-0', '+', 'COUNT', count)
   for _, e in ipairs(entries) do
     local f = e[2]
     local j, t = '', '0'

@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { startCli, type CliProcess } from '../helpers/cli.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
@@ -112,9 +115,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A throwaway `redis-server` (no persistence) on its own port, which the test may kill and restart. */
+/**
+ * A throwaway `redis-server` (no automatic persistence) on its own port, which the test may kill (data lost), stop
+ * keeping its data (`SHUTDOWN SAVE` to its own directory), freeze (SIGSTOP) and thaw, and restart. After the test it
+ * is thawed, killed and its directory removed.
+ */
 export class ThrowawayRedis {
   #child: ChildProcess | null = null;
+  readonly #dir = mkdtempSync(join(tmpdir(), 'citypulse-redis-'));
   constructor(readonly port: number) {}
 
   get url(): string {
@@ -123,7 +131,10 @@ export class ThrowawayRedis {
 
   static async start(t: TestContext): Promise<ThrowawayRedis> {
     const redis = new ThrowawayRedis(await freePort());
-    t.after(() => redis.kill());
+    t.after(async () => {
+      await redis.kill();
+      rmSync(redis.#dir, { recursive: true, force: true });
+    });
     await redis.restart();
     return redis;
   }
@@ -132,7 +143,10 @@ export class ThrowawayRedis {
   async restart(): Promise<void> {
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...['--dir', this.#dir, '--dbfilename', 'dump.rdb'],
+      ],
       {
         stdio: 'ignore',
       },
@@ -145,14 +159,39 @@ export class ThrowawayRedis {
     }
   }
 
-  /** SIGKILLs it (no-op when not running). */
+  /** SIGKILLs it (thawed first; no-op when not running); its data is lost: the next start is empty. */
   async kill(): Promise<void> {
     const child = this.#child;
     this.#child = null;
-    if (child === null || child.exitCode !== null) return;
+    rmSync(join(this.#dir, 'dump.rdb'), { force: true });
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGCONT');
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /** Stops it keeping its data (`SHUTDOWN SAVE`): the next `restart()` loads it. */
+  async stopKeepingData(): Promise<void> {
+    const child = this.#child;
+    if (child === null || child.exitCode !== null) throw new Error('throwaway redis is not running');
+    this.#child = null;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const admin = new Redis(this.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    admin.on('error', () => {});
+    await admin.call('SHUTDOWN', 'SAVE').catch(() => {}); // the connection closes as it exits
+    admin.disconnect();
+    await exited;
+  }
+
+  /** SIGSTOPs it: connections stay open, nothing is answered. */
+  freeze(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  /** SIGCONTs it. */
+  thaw(): void {
+    this.#child?.kill('SIGCONT');
   }
 }
 
@@ -200,14 +239,21 @@ export class RecordingClient {
   connections = 0;
   #closed: Promise<void> = Promise.resolve();
 
-  constructor(readonly topics: readonly string[]) {}
+  /**
+   * @param topics the topics whose frames it accepts
+   * @param connectTopics the `?topics=` of the first connection (default `topics`; the rest by a subscribe frame)
+   */
+  constructor(
+    readonly topics: readonly string[],
+    readonly connectTopics: readonly string[] = topics,
+  ) {}
 
   /** Connects to `wsUrl` (with `?resume=` of what it has, or `?topics=` the first time) and waits for the snapshot. */
   async connect(wsUrl: string, timeoutMs = 30_000): Promise<void> {
     const resume = this.connections > 0;
     const query = resume
       ? `resume=${this.topics.map((t) => `${t}:${this.position.get(t)?.epoch ?? 'none'}:${this.position.get(t)?.seq ?? 0}`).join(',')}`
-      : `topics=${this.topics.join(',')}`;
+      : `topics=${this.connectTopics.join(',')}`;
     this.connections++;
     const ws = new WebSocket(`${wsUrl}?${query}`);
     this.ws = ws;

@@ -15,7 +15,8 @@ export const DEADLINE_EXCEEDED = 'ERR_DEADLINE_EXCEEDED';
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: DEADLINE_EXCEEDED })),
+      () =>
+        reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: DEADLINE_EXCEEDED })),
       ms,
     );
     promise.then(

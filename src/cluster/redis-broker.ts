@@ -128,6 +128,8 @@ export class RedisBroker implements Broker {
   #sweepTimer: NodeJS.Timeout | null = null;
   #healthTimer: NodeJS.Timeout | null = null;
   #probing = false;
+  /** Redis' clock minus ours (ms), measured by every health check. */
+  #redisClockOffsetMs = 0;
   /** Redis did not answer within the deadline and has not answered since. */
   #stalled = false;
   #closed: Promise<void> | null = null;
@@ -176,6 +178,7 @@ export class RedisBroker implements Broker {
   async connect(): Promise<void> {
     await Promise.all([this.redis.connect(), this.#sub.connect()]);
     await this.#sub.subscribe(this.globalKey('broadcast'));
+    await this.#measureClock();
   }
 
   /** Publishes a to-everyone frame for the other nodes (each drops its own echo). */
@@ -188,7 +191,8 @@ export class RedisBroker implements Broker {
   /** `ready` when both connections are up and Redis answers. */
   get state(): RedisBrokerState {
     if (this.#closed !== null) return 'closed';
-    if (this.redis.status === 'ready' && this.#sub.status === 'ready') return this.#stalled ? 'stalled' : 'ready';
+    if (this.redis.status === 'ready' && this.#sub.status === 'ready')
+      return this.#stalled ? 'stalled' : 'ready';
     if (this.redis.status === 'connecting' || this.redis.status === 'wait') return 'connecting';
     return 'down';
   }
@@ -229,6 +233,11 @@ export class RedisBroker implements Broker {
       JSON.stringify(topic),
       this.nodeId,
       this.#now(),
+      // Redis refuses the script past this instant (its clock), a margin before we stop waiting for the reply.
+      Date.now() +
+        this.#redisClockOffsetMs +
+        this.commandTimeoutMs -
+        Math.min(100, this.commandTimeoutMs / 4),
     ];
     args.push(change?.upserts.length ?? 0);
     for (const entity of change?.upserts ?? []) args.push(entity.id, JSON.stringify(entity));
@@ -607,7 +616,8 @@ export class RedisBroker implements Broker {
   }
 
   #onReady(): void {
-    if (this.#closed !== null || !this.#wasDown || this.state === 'down' || this.state === 'connecting') return;
+    if (this.#closed !== null || !this.#wasDown || this.state === 'down' || this.state === 'connecting')
+      return;
     this.#wasDown = false;
     this.#stalled = false;
     this.#logger.info({}, 'redis connection back; catching up');
@@ -659,12 +669,21 @@ export class RedisBroker implements Broker {
     this.#logger.warn({ what, timeoutMs: this.commandTimeoutMs }, 'redis stopped answering; not ready');
   }
 
-  /** The health check: a PING within `commandTimeoutMs` on the command connection. */
+  /** Reads Redis' clock (TIME, within `commandTimeoutMs`) and keeps its offset from ours. */
+  async #measureClock(): Promise<void> {
+    const sentAt = Date.now();
+    const [sec, usec] = await this.#bounded(this.redis.time(), 'health check');
+    const receivedAt = Date.now();
+    this.#redisClockOffsetMs =
+      Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - (sentAt + receivedAt) / 2;
+  }
+
+  /** The health check: Redis' TIME within `commandTimeoutMs` on the command connection. */
   async #probe(): Promise<void> {
     if (this.#probing || this.#closed !== null || this.redis.status !== 'ready') return;
     this.#probing = true;
     try {
-      await this.#bounded(this.redis.ping(), 'health check');
+      await this.#measureClock();
       if (this.#stalled && this.#closed === null) {
         this.#stalled = false;
         this.#logger.info({}, 'redis answers again; catching up');

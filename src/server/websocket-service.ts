@@ -985,7 +985,12 @@ export class WebSocketService {
         if (session.state === 'closed') return;
         this.#logger.warn({ err: error, clientId: session.id, topics }, 'snapshot provider failed');
         if (!retry)
-          this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', topics);
+          this.#sendError(
+            session,
+            ErrorCode.SnapshotUnavailable,
+            'the snapshot could not be produced',
+            topics,
+          );
         for (const topic of topics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
         this.#markUnsynced(session, topics);
       },
@@ -1027,7 +1032,8 @@ export class WebSocketService {
         data: state,
         timestamp: new Date(this.#now()).toISOString(),
         seq,
-        epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // per-topic epoch
+        // Per-topic epoch; none yet (a cluster topic never published) is left out, not sent as "".
+        epoch: epochOf(state) ?? (this.#broker.position(topic).epoch || undefined),
         ...(recoveryFallback ? { recovered: false } : {}),
       });
     return this.#cachedSnapshotFrame(

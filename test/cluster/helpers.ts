@@ -116,12 +116,21 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * The shell that runs a throwaway `redis-server`: prints its pid, then waits for its own stdin to close (the test
+ * closes it, or the test process dies) and kills it, so no redis-server outlives the test process even when that
+ * process is killed before its cleanup runs.
+ */
+const WATCHDOG =
+  'redis-server "$@" & r=$!; echo $r; read _; kill -CONT $r 2>/dev/null; kill -9 $r 2>/dev/null; wait $r';
+
+/**
  * A throwaway `redis-server` (no automatic persistence) on its own port, which the test may kill (data lost), stop
  * keeping its data (`SHUTDOWN SAVE` to its own directory), freeze (SIGSTOP) and thaw, and restart. After the test it
- * is thawed, killed and its directory removed.
+ * is thawed, killed and its directory removed; a watchdog kills it if the test process dies first.
  */
 export class ThrowawayRedis {
-  #child: ChildProcess | null = null;
+  #watchdog: ChildProcess | null = null;
+  #pid = 0;
   readonly #dir = mkdtempSync(join(tmpdir(), 'citypulse-redis-'));
   constructor(readonly port: number) {}
 
@@ -141,17 +150,20 @@ export class ThrowawayRedis {
 
   /** Starts it (again) and waits until it answers (bounded). */
   async restart(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      [
-        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        ...['--dir', this.#dir, '--dbfilename', 'dump.rdb'],
-      ],
-      {
-        stdio: 'ignore',
-      },
-    );
-    this.#child = child;
+    const args = [
+      ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      ...['--dir', this.#dir, '--dbfilename', 'dump.rdb'],
+    ];
+    const watchdog = spawn('sh', ['-c', WATCHDOG, 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.#watchdog = watchdog;
+    this.#pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      watchdog.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(Number.parseInt(out, 10));
+      });
+      watchdog.once('exit', () => reject(new Error('throwaway redis watchdog exited')));
+    });
     const deadline = Date.now() + 10_000;
     while (!(await redisUp(this.url))) {
       if (Date.now() > deadline) throw new Error('throwaway redis did not start');
@@ -159,39 +171,55 @@ export class ThrowawayRedis {
     }
   }
 
-  /** SIGKILLs it (thawed first; no-op when not running); its data is lost: the next start is empty. */
+  /** Kills it (SIGCONT, SIGKILL; no-op when not running); its data is lost: the next start is empty. */
   async kill(): Promise<void> {
-    const child = this.#child;
-    this.#child = null;
     rmSync(join(this.#dir, 'dump.rdb'), { force: true });
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-    await exited;
+    await this.#endWatchdog();
   }
 
   /** Stops it keeping its data (`SHUTDOWN SAVE`): the next `restart()` loads it. */
   async stopKeepingData(): Promise<void> {
-    const child = this.#child;
-    if (child === null || child.exitCode !== null) throw new Error('throwaway redis is not running');
-    this.#child = null;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const admin = new Redis(this.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
     admin.on('error', () => {});
     await admin.call('SHUTDOWN', 'SAVE').catch(() => {}); // the connection closes as it exits
     admin.disconnect();
-    await exited;
+    const deadline = Date.now() + 10_000;
+    while (await redisUp(this.url)) {
+      if (Date.now() > deadline) throw new Error('throwaway redis did not shut down');
+      await sleep(25);
+    }
+    await this.#endWatchdog();
   }
 
   /** SIGSTOPs it: connections stay open, nothing is answered. */
   freeze(): void {
-    this.#child?.kill('SIGSTOP');
+    if (this.#alive()) process.kill(this.#pid, 'SIGSTOP');
   }
 
   /** SIGCONTs it. */
   thaw(): void {
-    this.#child?.kill('SIGCONT');
+    if (this.#alive()) process.kill(this.#pid, 'SIGCONT');
+  }
+
+  #alive(): boolean {
+    if (this.#watchdog === null || this.#pid === 0) return false;
+    try {
+      process.kill(this.#pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Closes the watchdog's stdin: it thaws and kills redis, waits for it, and exits. */
+  async #endWatchdog(): Promise<void> {
+    const watchdog = this.#watchdog;
+    this.#watchdog = null;
+    this.#pid = 0;
+    if (watchdog === null || watchdog.exitCode !== null || watchdog.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => watchdog.once('exit', () => resolve()));
+    watchdog.stdin?.end();
+    await exited;
   }
 }
 

@@ -36,6 +36,17 @@ export interface BrokerHost {
    * needs a fresh snapshot.
    */
   resync(topic: string): void;
+  /**
+   * The topic's stream restarted at seq 0 of `epoch` with an empty state (the cluster store lost its data), and
+   * every frame of that epoch follows through `deliver`, from seq 1: each local subscriber gets an empty SNAPSHOT
+   * at seq 0 of `epoch` (`recovered: false`), so it sees every frame of the new epoch, ALERTs included.
+   */
+  restart(topic: string, epoch: string): void;
+  /**
+   * The cluster store answers again after being down or stalled: snapshots and resumes that failed meanwhile
+   * (`SNAPSHOT_UNAVAILABLE`) can be retried now.
+   */
+  available(): void;
   /** Sends a frame broadcast by another node to every local client. */
   broadcast(json: string): void;
 }
@@ -63,6 +74,10 @@ export interface Broker {
    * delivered it locally. Best effort (not kept in history). Absent on a single-process broker.
    */
   broadcast?(json: string): void;
+  /**
+   * Whether the store answers now (a snapshot or resume may succeed). Absent on a broker that is always available.
+   */
+  isAvailable?(): boolean;
   /** Stops every timer and connection. Idempotent. */
   close(): Promise<void>;
 }

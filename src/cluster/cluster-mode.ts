@@ -12,8 +12,10 @@ import { silentLogger, type Logger } from '../server/logger.js';
 import { parseRequestTarget } from '../server/http-guard.js';
 import { pickTopics, type ReadGuard } from '../server/read-access.js';
 import type { WebSocketService } from '../server/websocket-service.js';
+import { settleWithin } from './deadline.js';
+import type { Lease } from './lease.js';
 import { leasedSource } from './leased-source.js';
-import { RedisBroker } from './redis-broker.js';
+import { RedisBroker, type RedisBrokerState } from './redis-broker.js';
 
 /** Options of {@link startClusterMode}. Durations in ms. */
 export interface ClusterModeOptions {
@@ -29,6 +31,10 @@ export interface ClusterModeOptions {
   statsIntervalMs?: number;
   /** How often topics nobody here listens to are unsubscribed. Default 2000. */
   sweepIntervalMs?: number;
+  /** Longest wait for one Redis command and for a whole publish (then 503). Default 2000. */
+  commandTimeoutMs?: number;
+  /** How often Redis is PINGed to notice that it stopped answering (`/readyz` then 503). Default 1000. */
+  healthCheckIntervalMs?: number;
   logger?: Logger;
   now?: () => number;
 }
@@ -49,7 +55,7 @@ export class ClusterMode {
   readonly #options: ClusterModeOptions;
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #leased: (Source & { readonly lease: { readonly state: string } })[] = [];
+  readonly #leased: (Source & { readonly lease: Lease })[] = [];
   #service: WebSocketService | null = null;
   #aggregator: DataAggregator | null = null;
   #statsTimer: NodeJS.Timeout | null = null;
@@ -79,6 +85,7 @@ export class ClusterMode {
         keyPrefix: this.broker.globalKey('lease:source:'),
         nodeId: this.broker.nodeId,
         ttlMs: this.#options.leaseTtlMs ?? 5000,
+        releaseTimeoutMs: this.broker.goodbyeTimeoutMs,
         logger: this.#logger,
         onLeading: (name) => this.#onLeading(name),
       });
@@ -244,11 +251,20 @@ export class ClusterMode {
       send(503, { error: { code: 'REDIS_UNAVAILABLE', message: 'the cluster store is unreachable' } });
     switch (url.pathname) {
       case '/readyz': {
-        const ready = !isClosing() && this.isReady() && (this.#aggregator?.isReady() ?? false);
+        const redis = this.broker.state;
+        const reason = isClosing()
+          ? 'shutting down'
+          : redis !== 'ready'
+            ? REDIS_NOT_READY[redis]
+            : (this.#aggregator?.isReady() ?? false)
+              ? null
+              : 'sources not started';
+        const ready = reason === null;
         send(ready ? 200 : 503, {
           ready,
+          ...(reason === null ? {} : { reason }),
           nodeId: this.nodeId,
-          redis: this.broker.state,
+          redis,
           leading: this.leadingSources(),
           sources: this.#aggregator?.sourceStatus() ?? [],
         });
@@ -284,14 +300,22 @@ export class ClusterMode {
     }
   }
 
-  /** Stops stats, releases leases (through the sources' stop), closes Redis. Idempotent. */
+  /**
+   * Stops stats, releases the leases (the sources' stop started it), removes this node's stats, closes Redis.
+   * Each good-bye waits at most `broker.goodbyeTimeoutMs` (none while Redis is known not to answer), so a frozen
+   * Redis delays a shutdown by about one second at most. Idempotent.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (this.#statsTimer !== null) clearInterval(this.#statsTimer);
       this.#statsTimer = null;
       this.#offReconnect?.();
-      await this.broker.redis.del(this.broker.globalKey(`node:${this.nodeId}`)).catch(() => {});
-      await this.broker.redis.zrem(this.broker.globalKey('nodes'), this.nodeId).catch(() => {});
+      const goodbyes = Promise.all([
+        ...this.#leased.map((source) => source.lease.stop()),
+        this.broker.redis.del(this.broker.globalKey(`node:${this.nodeId}`)),
+        this.broker.redis.zrem(this.broker.globalKey('nodes'), this.nodeId),
+      ]);
+      await settleWithin(goodbyes, this.broker.isAvailable() ? this.broker.goodbyeTimeoutMs : 0);
       await this.broker.close();
     })();
     return this.#closed;
@@ -309,6 +333,14 @@ export class ClusterMode {
   }
 }
 
+/** Why a node is not ready, by the broker's state. */
+const REDIS_NOT_READY: Record<Exclude<RedisBrokerState, 'ready'>, string> = {
+  connecting: 'redis connecting',
+  down: 'redis unreachable',
+  stalled: 'redis not answering (stalled)',
+  closed: 'redis connection closed',
+};
+
 /** Connects to Redis and returns the cluster side of a node. Rejects when Redis is unreachable at start. */
 export async function startClusterMode(options: ClusterModeOptions): Promise<ClusterMode> {
   const broker = new RedisBroker({
@@ -318,6 +350,8 @@ export async function startClusterMode(options: ClusterModeOptions): Promise<Clu
     historySize: options.historySize,
     historyTtlMs: options.historyTtlMs,
     sweepIntervalMs: options.sweepIntervalMs,
+    commandTimeoutMs: options.commandTimeoutMs,
+    healthCheckIntervalMs: options.healthCheckIntervalMs,
     logger: options.logger,
     now: options.now,
   });

@@ -8,10 +8,14 @@
  *
  * States: `stopped` -> `following` (trying to acquire) <-> `leading` (holding) -> `stopped`.
  *
+ * `stop()` stops the holder's work at once (`onLost`) and then waits at most `releaseTimeoutMs` for Redis to
+ * confirm the release: a frozen Redis never holds up a shutdown (the lease then simply expires).
+ *
  * @module
  */
 import type { Redis } from 'ioredis';
 import { silentLogger, type Logger } from '../server/logger.js';
+import { settleWithin } from './deadline.js';
 import { RELEASE_LEASE, RENEW_LEASE, runScript } from './redis-scripts.js';
 
 /** Options of {@link Lease}. Durations in ms. */
@@ -23,6 +27,8 @@ export interface LeaseOptions {
   ttlMs?: number;
   /** How often the holder renews and the others try to acquire. Default ttlMs / 3. */
   renewMs?: number;
+  /** Longest wait for the release at `stop()`. Default 1000. */
+  releaseTimeoutMs?: number;
   /** Called when this node becomes the holder. */
   onAcquired: () => void;
   /** Called when this node stops being the holder (lost, expired, or stopped). */
@@ -40,6 +46,7 @@ export class Lease {
   #timer: NodeJS.Timeout | null = null;
   #lastRenewedAt = 0;
   #busy = false;
+  #stopping: Promise<void> = Promise.resolve();
   readonly #options: LeaseOptions;
   readonly #ttlMs: number;
   readonly #renewMs: number;
@@ -67,19 +74,24 @@ export class Lease {
     void this.#tick();
   }
 
-  /** Stops, releasing the lease when held. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.#state === 'stopped') return;
+  /**
+   * Stops, releasing the lease when held (waiting at most `releaseTimeoutMs` for Redis). Idempotent: a second call
+   * resolves with the first one's release.
+   */
+  stop(): Promise<void> {
+    if (this.#state === 'stopped') return this.#stopping;
     const wasLeading = this.#state === 'leading';
     this.#state = 'stopped';
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     if (wasLeading) {
       this.#options.onLost();
-      await runScript(this.#options.redis, RELEASE_LEASE, [this.#options.key], [this.#options.nodeId]).catch(
-        () => {},
+      this.#stopping = settleWithin(
+        runScript(this.#options.redis, RELEASE_LEASE, [this.#options.key], [this.#options.nodeId]),
+        this.#options.releaseTimeoutMs ?? 1000,
       );
     }
+    return this.#stopping;
   }
 
   async #tick(): Promise<void> {

@@ -17,6 +17,8 @@ export interface LeasedSourceOptions {
   nodeId: string;
   ttlMs?: number;
   renewMs?: number;
+  /** Longest wait for Redis to confirm the release when the source stops. Default 1000. */
+  releaseTimeoutMs?: number;
   logger?: Logger;
   /** Called after this node acquired the lease and started the source. */
   onLeading?: (name: string) => void;
@@ -50,6 +52,7 @@ export function leasedSource(
     nodeId: options.nodeId,
     ttlMs: options.ttlMs,
     renewMs: options.renewMs,
+    releaseTimeoutMs: options.releaseTimeoutMs,
     logger: options.logger,
     onAcquired: run,
     onLost: halt,
@@ -63,8 +66,10 @@ export function leasedSource(
       context = ctx;
       lease.start();
     },
+    // Stops the feed at once; the lease's release goes on in the background (bounded), so a shutdown's client
+    // drain never waits on Redis. `lease.stop()` again (idempotent) waits for that release.
     async stop() {
-      await lease.stop();
+      void lease.stop();
       halt();
       context = null;
     },

@@ -12,6 +12,14 @@
  *   fresh snapshots.
  * - History and snapshots are read from Redis, after the channel is subscribed, so nothing falls between a
  *   snapshot (or a replay) and the live frames.
+ * - A new epoch (Redis lost its data) starts with an empty state at seq 0: the node tells its clients so
+ *   (`BrokerHost.restart`) and delivers the new epoch's frames from seq 1, read from the stream when they were not
+ *   all received live, so no acknowledged frame of the new epoch is skipped.
+ * - Every command has a deadline (`commandTimeoutMs`, the whole publish included), and a periodic PING notices a
+ *   Redis that holds its connections open but answers nothing (frozen): the broker is then `stalled`, not `ready`.
+ *   When Redis is back (reconnected or answering again), every topic a local client needs is subscribed again, the
+ *   streams fill what was missed, and the host retries the snapshots that failed (`BrokerHost.available`).
+ * - `close()` never waits on Redis for longer than one good-bye deadline, then drops the connections.
  *
  * States of a topic on this node: `idle` -> `subscribing` (SUBSCRIBE sent; frames buffered) -> `active` (frames
  * delivered) -> `unsubscribing` -> `idle`.
@@ -24,6 +32,7 @@ import type { StreamPosition } from '../protocol.js';
 import type { HistoryLookup, LogEntry } from '../server/topic-log.js';
 import { silentLogger, type Logger } from '../server/logger.js';
 import type { Broker, BrokerHost, SequencedMessage } from './broker.js';
+import { isTimeout, settleWithin, withDeadline } from './deadline.js';
 import { HISTORY, PUBLISH, SNAPSHOT, runScript } from './redis-scripts.js';
 
 /** Options of {@link RedisBroker}. Durations in ms. */
@@ -42,6 +51,13 @@ export interface RedisBrokerOptions {
   sweepIntervalMs?: number;
   /** Longest wait between reconnect attempts. Default 2000. */
   maxReconnectDelayMs?: number;
+  /**
+   * Longest wait for one Redis command (ioredis `commandTimeout`) and for a whole publish; a publish that gets no
+   * answer within it rejects (HTTP 503). Default 2000.
+   */
+  commandTimeoutMs?: number;
+  /** How often the command connection is PINGed to notice a Redis that stopped answering. Default 1000. */
+  healthCheckIntervalMs?: number;
   logger?: Logger;
   now?: () => number;
 }
@@ -81,12 +97,22 @@ class TopicChannel {
   constructor(readonly topic: string) {}
 }
 
-/** Connection states of the broker as a whole. */
-export type RedisBrokerState = 'connecting' | 'ready' | 'down' | 'closed';
+/**
+ * Connection states of the broker as a whole: `stalled` means connected, but Redis did not answer a command or a
+ * health PING within `commandTimeoutMs` (a frozen or overloaded server) and has not answered since.
+ */
+export type RedisBrokerState = 'connecting' | 'ready' | 'stalled' | 'down' | 'closed';
+
+/** The default of {@link RedisBrokerOptions.commandTimeoutMs}. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 
 /** A {@link Broker} over Redis (ioredis). */
 export class RedisBroker implements Broker {
   readonly nodeId: string;
+  /** Longest wait for one command or a whole publish. */
+  readonly commandTimeoutMs: number;
+  /** Longest wait for one good-bye at shutdown (lease release, stats removal, QUIT): at most 1000 ms. */
+  readonly goodbyeTimeoutMs: number;
   /** Commands (scripts, reads). Fails fast while Redis is unreachable (no offline queue). */
   readonly redis: Redis;
   /** Subscriptions only. */
@@ -100,6 +126,12 @@ export class RedisBroker implements Broker {
   readonly #channelTopics = new Map<string, string>();
   #host: BrokerHost | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
+  #healthTimer: NodeJS.Timeout | null = null;
+  #probing = false;
+  /** Redis' clock minus ours (ms), measured by every health check. */
+  #redisClockOffsetMs = 0;
+  /** Redis did not answer within the deadline and has not answered since. */
+  #stalled = false;
   #closed: Promise<void> | null = null;
   #wasDown = false;
   readonly #readyListeners = new Set<() => void>();
@@ -112,10 +144,13 @@ export class RedisBroker implements Broker {
     this.#logger = (options.logger ?? silentLogger).child({ component: 'redis-broker', nodeId: this.nodeId });
     this.#now = options.now ?? Date.now;
     const maxDelay = options.maxReconnectDelayMs ?? 2000;
+    this.commandTimeoutMs = Math.max(1, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
+    this.goodbyeTimeoutMs = Math.min(this.commandTimeoutMs, 1000);
     const common: RedisOptions = {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      commandTimeout: this.commandTimeoutMs,
       // Exponential backoff with full jitter, capped.
       retryStrategy: (times) =>
         Math.round(Math.random() * Math.min(maxDelay, 50 * 2 ** Math.min(times, 10))) + 20,
@@ -135,12 +170,15 @@ export class RedisBroker implements Broker {
     this.#sub.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
     this.#sweepTimer = setInterval(() => this.#sweep(), options.sweepIntervalMs ?? 2000);
     this.#sweepTimer.unref();
+    this.#healthTimer = setInterval(() => void this.#probe(), options.healthCheckIntervalMs ?? 1000);
+    this.#healthTimer.unref();
   }
 
   /** Connects both connections; rejects when Redis cannot be reached at start. */
   async connect(): Promise<void> {
     await Promise.all([this.redis.connect(), this.#sub.connect()]);
     await this.#sub.subscribe(this.globalKey('broadcast'));
+    await this.#measureClock();
   }
 
   /** Publishes a to-everyone frame for the other nodes (each drops its own echo). */
@@ -150,15 +188,21 @@ export class RedisBroker implements Broker {
     });
   }
 
-  /** `ready` when both connections are up. */
+  /** `ready` when both connections are up and Redis answers. */
   get state(): RedisBrokerState {
     if (this.#closed !== null) return 'closed';
-    if (this.redis.status === 'ready' && this.#sub.status === 'ready') return 'ready';
+    if (this.redis.status === 'ready' && this.#sub.status === 'ready')
+      return this.#stalled ? 'stalled' : 'ready';
     if (this.redis.status === 'connecting' || this.redis.status === 'wait') return 'connecting';
     return 'down';
   }
 
-  /** Calls `listener` each time the broker becomes ready again after being down. Returns the unsubscriber. */
+  /** Whether Redis answers now (`state === 'ready'`). */
+  isAvailable(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Calls `listener` each time the broker becomes ready again after being down or stalled. Returns the unsubscriber. */
   onReconnect(listener: () => void): () => void {
     this.#readyListeners.add(listener);
     return () => this.#readyListeners.delete(listener);
@@ -189,16 +233,24 @@ export class RedisBroker implements Broker {
       JSON.stringify(topic),
       this.nodeId,
       this.#now(),
+      // Redis refuses the script past this instant (its clock), a margin before we stop waiting for the reply.
+      Date.now() +
+        this.#redisClockOffsetMs +
+        this.commandTimeoutMs -
+        Math.min(100, this.commandTimeoutMs / 4),
     ];
     args.push(change?.upserts.length ?? 0);
     for (const entity of change?.upserts ?? []) args.push(entity.id, JSON.stringify(entity));
     args.push(change?.removes.length ?? 0);
     for (const id of change?.removes ?? []) args.push(id);
-    const reply = (await runScript(
-      this.redis,
-      PUBLISH,
-      [this.key(topic, 'meta'), this.key(topic, 'log'), this.key(topic, 'state'), this.key(topic, 'live')],
-      args,
+    const reply = (await this.#bounded(
+      runScript(
+        this.redis,
+        PUBLISH,
+        [this.key(topic, 'meta'), this.key(topic, 'log'), this.key(topic, 'state'), this.key(topic, 'live')],
+        args,
+      ),
+      `publish on ${topic}`,
     )) as [number, string];
     return { seq: Number(reply[0]), epoch: String(reply[1]) };
   }
@@ -209,6 +261,7 @@ export class RedisBroker implements Broker {
   }
 
   async since(topic: string, position: StreamPosition): Promise<HistoryLookup> {
+    this.#failFast();
     await this.watch([topic]);
     const { epoch, seq, entries } = await this.#history(topic, position.seq + 1, this.#historySize + 1);
     if (epoch === null || position.epoch !== epoch) return { covered: false, reason: 'epoch' };
@@ -231,11 +284,16 @@ export class RedisBroker implements Broker {
   async snapshot(
     topics: readonly string[],
   ): Promise<Record<string, { entities: unknown[]; seq: number; epoch?: string }>> {
+    this.#failFast();
     const host = this.#host;
     await this.watch(host === null ? [] : topics.filter((t) => host.subscribers(t) > 0));
     const keys: string[] = [];
     for (const topic of topics) keys.push(this.key(topic, 'meta'), this.key(topic, 'state'));
-    const reply = (await runScript(this.redis, SNAPSHOT, keys, [])) as [string | null, number, string[]][];
+    const reply = (await this.#bounded(runScript(this.redis, SNAPSHOT, keys, []), 'snapshot')) as [
+      string | null,
+      number,
+      string[],
+    ][];
     const out: Record<string, { entities: unknown[]; seq: number; epoch?: string }> = {};
     const waits: Promise<void>[] = [];
     topics.forEach((topic, i) => {
@@ -263,9 +321,15 @@ export class RedisBroker implements Broker {
     this.#closed ??= (async () => {
       if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
       this.#sweepTimer = null;
+      if (this.#healthTimer !== null) clearInterval(this.#healthTimer);
+      this.#healthTimer = null;
       this.#readyListeners.clear();
       this.#host = null;
-      await Promise.allSettled([this.#sub.quit(), this.redis.quit()]);
+      // A polite QUIT when Redis answers; a frozen one is not waited for past one good-bye deadline.
+      await settleWithin(
+        Promise.allSettled([this.#sub.quit(), this.redis.quit()]),
+        this.state === 'ready' ? this.goodbyeTimeoutMs : 0,
+      );
       this.#sub.disconnect();
       this.redis.disconnect();
     })();
@@ -294,7 +358,7 @@ export class RedisBroker implements Broker {
     channel.buffer = [];
     const ready = channel.ops.then(async () => {
       try {
-        await this.#sub.subscribe(this.key(topic, 'live'));
+        await this.#bounded(this.#sub.subscribe(this.key(topic, 'live')), `subscribe to ${topic}`);
         // Everything up to the current seq is covered by the reads the waiting clients make after this resolves.
         const { epoch, seq } = await this.#history(topic, 0, 0);
         channel.epoch = epoch;
@@ -373,14 +437,9 @@ export class RedisBroker implements Broker {
       // The topic's first life begins (nothing was published when this node subscribed): nothing to resync.
       channel.epoch = frame.epoch;
     } else if (frame.epoch !== channel.epoch) {
-      // The topic's stream restarted (Redis lost its data): clients need fresh snapshots of the new life.
-      this.#logger.warn(
-        { topic: channel.topic, from: channel.epoch, to: frame.epoch },
-        'topic epoch changed',
-      );
-      channel.epoch = frame.epoch;
-      channel.lastSeq = 0;
-      this.#host?.resync(channel.topic);
+      // The topic's stream restarted (Redis lost its data): a new life from an empty state at seq 0. Its frames
+      // follow from seq 1 (this one, or the stream fills the gap up to it).
+      this.#restart(channel, frame.epoch);
     }
     if (frame.seq <= channel.lastSeq) return;
     if (frame.seq === channel.lastSeq + 1) {
@@ -393,6 +452,14 @@ export class RedisBroker implements Broker {
     void this.#fillGap(channel);
   }
 
+  /** The topic's stream began a new life (`epoch`, empty state at seq 0): local clients start it from there. */
+  #restart(channel: TopicChannel, epoch: string): void {
+    this.#logger.warn({ topic: channel.topic, from: channel.epoch, to: epoch }, 'topic epoch changed');
+    channel.epoch = epoch;
+    channel.lastSeq = 0;
+    this.#host?.restart(channel.topic, epoch);
+  }
+
   /**
    * Reads the frames after `lastSeq` from the stream and delivers them, then what arrived meanwhile. When Redis
    * cannot be read, the buffered frames wait (`gapPending`) for the reconnection, which retries.
@@ -400,10 +467,13 @@ export class RedisBroker implements Broker {
   async #fillGap(channel: TopicChannel): Promise<void> {
     channel.gapPending = false;
     try {
+      // Read in the epoch this node knows: when the topic moved to another one meanwhile, the read starts at its
+      // seq 1 (not at our old position, which would skip the new life's first frames).
       const { epoch, seq, entries } = await this.#history(
         channel.topic,
         channel.lastSeq + 1,
         this.#historySize + 1,
+        channel.epoch,
       );
       if (channel.state !== 'active') {
         this.#settle(channel);
@@ -412,9 +482,7 @@ export class RedisBroker implements Broker {
       if (epoch !== null && channel.epoch === null) {
         channel.epoch = epoch;
       } else if (epoch !== null && epoch !== channel.epoch) {
-        channel.epoch = epoch;
-        channel.lastSeq = 0;
-        this.#host?.resync(channel.topic);
+        this.#restart(channel, epoch);
       }
       const first = entries[0];
       if (first !== undefined && first.seq > channel.lastSeq + 1) {
@@ -505,16 +573,21 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /** The topic's position and its frames from `fromSeq` of `knownEpoch` (from seq 1 when the epoch moved on). */
   async #history(
     topic: string,
     fromSeq: number,
     count: number,
+    knownEpoch: string | null = null,
   ): Promise<{ epoch: string | null; seq: number; entries: LogEntry[] }> {
-    const reply = (await runScript(
-      this.redis,
-      HISTORY,
-      [this.key(topic, 'meta'), this.key(topic, 'log')],
-      [fromSeq, count],
+    const reply = (await this.#bounded(
+      runScript(
+        this.redis,
+        HISTORY,
+        [this.key(topic, 'meta'), this.key(topic, 'log')],
+        [fromSeq, count, knownEpoch ?? ''],
+      ),
+      `history of ${topic}`,
     )) as unknown[];
     const entries: LogEntry[] = [];
     for (let i = 2; i + 2 < reply.length; i += 3) {
@@ -543,17 +616,85 @@ export class RedisBroker implements Broker {
   }
 
   #onReady(): void {
-    if (this.#closed !== null || !this.#wasDown || this.state !== 'ready') return;
+    if (this.#closed !== null || !this.#wasDown || this.state === 'down' || this.state === 'connecting')
+      return;
     this.#wasDown = false;
+    this.#stalled = false;
     this.#logger.info({}, 'redis connection back; catching up');
-    // Frames published while the subscription was down were lost in flight: fill from the streams.
+    this.#recover();
+  }
+
+  /**
+   * Redis answers again (reconnected, or no longer stalled): fill what the subscriptions missed from the streams,
+   * subscribe again to every topic a local client needs whose SUBSCRIBE failed meanwhile, then let the host retry
+   * the snapshots it could not send and the listeners reconcile.
+   */
+  #recover(): void {
+    const host = this.#host;
     for (const channel of this.#topics.values()) {
+      if (channel.state === 'idle' && host !== null && host.subscribers(channel.topic) > 0) {
+        this.#watchOne(channel.topic).catch((error: unknown) =>
+          this.#logger.warn({ err: (error as Error).message, topic: channel.topic }, 'resubscribe failed'),
+        );
+        continue;
+      }
       if (channel.state !== 'active') continue;
+      // Frames published while the subscription was down were lost in flight: fill from the streams.
       if (channel.buffer === null) channel.buffer = [];
       else if (!channel.gapPending) continue; // a fill is running; it reads up to the current seq
       void this.#fillGap(channel);
     }
+    host?.available();
     for (const listener of this.#readyListeners) listener();
+  }
+
+  /** Rejects at once while Redis is known not to answer (a joining client learns it now, not after a timeout). */
+  #failFast(): void {
+    const state = this.state;
+    if (state === 'stalled' || state === 'down' || state === 'closed')
+      throw Object.assign(new Error(`the cluster store is ${state}`), { code: 'ERR_REDIS_UNAVAILABLE' });
+  }
+
+  /** `promise` within `commandTimeoutMs`; a timeout marks Redis stalled until it answers again. */
+  #bounded<T>(promise: Promise<T>, what: string): Promise<T> {
+    return withDeadline(promise, this.commandTimeoutMs, what).catch((error: unknown) => {
+      if (isTimeout(error)) this.#markStalled(what);
+      throw error;
+    });
+  }
+
+  #markStalled(what: string): void {
+    if (this.#stalled || this.#closed !== null) return;
+    this.#stalled = true;
+    this.#logger.warn({ what, timeoutMs: this.commandTimeoutMs }, 'redis stopped answering; not ready');
+  }
+
+  /** Reads Redis' clock (TIME, within `commandTimeoutMs`) and keeps its offset from ours. */
+  async #measureClock(): Promise<void> {
+    const sentAt = Date.now();
+    const [sec, usec] = await this.#bounded(this.redis.time(), 'health check');
+    const receivedAt = Date.now();
+    this.#redisClockOffsetMs =
+      Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - (sentAt + receivedAt) / 2;
+  }
+
+  /** The health check: Redis' TIME within `commandTimeoutMs` on the command connection. */
+  async #probe(): Promise<void> {
+    if (this.#probing || this.#closed !== null || this.redis.status !== 'ready') return;
+    this.#probing = true;
+    try {
+      await this.#measureClock();
+      if (this.#stalled && this.#closed === null) {
+        this.#stalled = false;
+        this.#logger.info({}, 'redis answers again; catching up');
+        if (this.state === 'ready') this.#recover();
+        // Otherwise a connection is down: its 'ready' event recovers.
+      }
+    } catch {
+      // Marked stalled on a timeout; a refused PING means the connection is going down ('close' follows).
+    } finally {
+      this.#probing = false;
+    }
   }
 }
 

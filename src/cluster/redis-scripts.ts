@@ -29,19 +29,26 @@ function script(lua: string): LuaScript {
  * Everything in one script, so the publication order on the channel is the seq order and the state always matches
  * the seq.
  *
+ * The publisher's deadline is checked first, on Redis' own clock: a script that runs after the publisher gave up
+ * (Redis was frozen, the publisher answered 503) changes nothing and returns the error `DEADLINE`.
+ *
  * KEYS: meta, log, state, channel.
- * ARGV: epochCandidate, maxlen, type, timestampJson, dataJson, topicJson, nodeId, nowMs,
+ * ARGV: epochCandidate, maxlen, type, timestampJson, dataJson, topicJson, nodeId, nowMs, deadlineMs (Redis clock),
  *       nUpserts, (id, entityJson) * nUpserts, nRemoves, id * nRemoves.
  * Returns: { seq, epoch }.
  */
 export const PUBLISH = script(`
+local clock = redis.call('TIME')
+if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[9]) then
+  return redis.error_reply('DEADLINE the publisher gave up waiting')
+end
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local json = '{"type":"' .. ARGV[3] .. '","topic":' .. ARGV[6] .. ',"data":' .. ARGV[5] .. ',"timestamp":' .. ARGV[4] ..
   ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '"}'
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'j', json, 't', ARGV[8])
-local i = 9
+local i = 10
 local n = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, n do
@@ -60,7 +67,9 @@ return { seq, epoch }
 
 /**
  * Reads a topic's position and the history after a seq, atomically.
- * KEYS: meta, log. ARGV: fromSeq (first wanted), count (0: position only).
+ * KEYS: meta, log. ARGV: fromSeq (first wanted), count (0: position only), knownEpoch (optional: the epoch `fromSeq`
+ * belongs to; when the topic is in another epoch now, the read starts at seq 1 of the current one, so a reader that
+ * missed an epoch change gets the new epoch from its beginning, not from its old position).
  * Returns: { epoch or false, seq, id1, json1, t1, id2, ... }.
  */
 export const HISTORY = script(`
@@ -68,8 +77,10 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local out = { epoch or false, seq }
 local count = tonumber(ARGV[2])
-if count > 0 and seq >= tonumber(ARGV[1]) then
-  local entries = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', count)
+local from = tonumber(ARGV[1])
+if ARGV[3] ~= nil and ARGV[3] ~= '' and epoch and epoch ~= ARGV[3] then from = 1 end
+if count > 0 and seq >= from then
+  local entries = redis.call('XRANGE', KEYS[2], from .. '-0', '+', 'COUNT', count)
   for _, e in ipairs(entries) do
     local f = e[2]
     local j, t = '', '0'

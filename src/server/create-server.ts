@@ -130,6 +130,10 @@ export interface CityPulseServerOptions extends Omit<
   leaseTtlMs?: number;
   /** Cluster mode: how often node stats are written to Redis. Default 2000. */
   clusterStatsIntervalMs?: number;
+  /** Cluster mode: longest wait for one Redis command and for a whole publish (then 503). Default 2000. */
+  redisCommandTimeoutMs?: number;
+  /** Cluster mode: how often Redis is PINGed to notice it stopped answering (`/readyz` 503). Default 1000. */
+  redisHealthIntervalMs?: number;
 }
 
 /** A running citypulse server. */
@@ -170,6 +174,8 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
           historyTtlMs: options.historyTtlMs,
           leaseTtlMs: options.leaseTtlMs,
           statsIntervalMs: options.clusterStatsIntervalMs,
+          commandTimeoutMs: options.redisCommandTimeoutMs,
+          healthCheckIntervalMs: options.redisHealthIntervalMs,
           logger,
           now,
         });

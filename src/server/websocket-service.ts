@@ -94,6 +94,11 @@ export interface WebSocketServiceOptions {
   /** How long `close()` waits for clients to finish the closing handshake before terminating them. Default 2000. */
   closeTimeoutMs?: number;
   /**
+   * A subscription whose snapshot failed (`SNAPSHOT_UNAVAILABLE`, the cluster store unreachable) is retried when the
+   * broker says the store is back, and every this often while the broker reports it available. Default 1000.
+   */
+  snapshotRetryMs?: number;
+  /**
    * Verifies `refresh` tokens. Connections get their principal from the upgrade handler (the third argument of the
    * `'connection'` event); without one they are anonymous (every topic).
    */
@@ -174,6 +179,7 @@ const DEFAULTS = {
   closeTimeoutMs: 2000,
   snapshotCacheSize: 32,
   compression: true as boolean | FrameCompressorOptions,
+  snapshotRetryMs: 1000,
 };
 
 /** The real-time hub between publishers (the aggregator, the HTTP API) and WebSocket clients. */
@@ -190,6 +196,10 @@ export class WebSocketService {
   readonly #maxPayloadBytes: number;
   readonly #maxSubscriptions: number;
   readonly #closeTimeoutMs: number;
+  readonly #snapshotRetryMs: number;
+  /** Subscriptions still owed a snapshot (theirs failed): retried once the broker is available. */
+  readonly #unsynced = new Map<ClientSession, Set<string>>();
+  #snapshotRetry: NodeJS.Timeout | null = null;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #authenticator: Authenticator | undefined;
@@ -245,6 +255,7 @@ export class WebSocketService {
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes;
     this.#maxSubscriptions = options.maxSubscriptionsPerClient ?? this.#topicList.length;
     this.#closeTimeoutMs = options.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs;
+    this.#snapshotRetryMs = options.snapshotRetryMs ?? DEFAULTS.snapshotRetryMs;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
     this.#authenticator = options.authenticator;
@@ -268,6 +279,8 @@ export class WebSocketService {
       deliver: (topic, seq, json) => this.#fanOut(topic, seq, json),
       subscribers: (topic) => this.#index.count(topic),
       resync: (topic) => this.#resync(topic),
+      restart: (topic, epoch) => this.#restart(topic, epoch),
+      available: () => this.#retryUnsynced(),
       broadcast: (json) => {
         if (this.#state === 'running') this.#broadcastLocal(json);
       },
@@ -449,6 +462,62 @@ export class WebSocketService {
     }
   }
 
+  /**
+   * The topic's stream began a new life at seq 0 of `epoch` with an empty state (the cluster store lost its data):
+   * each subscriber that is not waiting for a snapshot gets the empty SNAPSHOT of that epoch (`recovered: false`),
+   * then every frame of the new life from seq 1, ALERTs included. Those waiting for a snapshot get theirs.
+   */
+  #restart(topic: string, epoch: string): void {
+    const members = this.#index.membersOf(topic);
+    if (members === undefined) return;
+    const frame = this.#topicSnapshotFrame({ [topic]: { entities: [], seq: 0, epoch } }, topic, 0, true);
+    for (const session of [...members]) {
+      if (session.state !== 'open' || session.held?.has(topic)) continue;
+      session.stale?.delete(topic);
+      this.#unsynced.get(session)?.delete(topic);
+      this.#send(session, frame);
+    }
+  }
+
+  /** Marks the `topics` of `session` whose snapshot failed as owed one; retried when the broker is back. */
+  #markUnsynced(session: ClientSession, topics: readonly string[]): void {
+    if (session.state === 'closed') return;
+    const owed = topics.filter((topic) => this.#index.has(session, topic));
+    if (owed.length === 0) return;
+    let set = this.#unsynced.get(session);
+    if (set === undefined) {
+      set = new Set();
+      this.#unsynced.set(session, set);
+    }
+    for (const topic of owed) set.add(topic);
+    // The broker's `available` signal retries at once; this timer covers a failure that raced that signal.
+    if (this.#snapshotRetry === null && this.#state === 'running') {
+      this.#snapshotRetry = setInterval(() => {
+        if (this.#broker.isAvailable?.() !== false) this.#retryUnsynced();
+      }, this.#snapshotRetryMs);
+      this.#snapshotRetry.unref();
+    }
+  }
+
+  /** Sends the snapshots owed since a failure (`recovered: false`); a failure again keeps them owed, quietly. */
+  #retryUnsynced(): void {
+    if (this.#state !== 'running') return;
+    const owed = [...this.#unsynced];
+    this.#unsynced.clear();
+    this.#stopSnapshotRetry();
+    for (const [session, topics] of owed) {
+      const due = [...topics].filter(
+        (topic) => session.state === 'open' && this.#index.has(session, topic) && !session.held?.has(topic),
+      );
+      if (due.length > 0) this.#sendTopicSnapshots(session, due, true, true);
+    }
+  }
+
+  #stopSnapshotRetry(): void {
+    if (this.#snapshotRetry !== null) clearInterval(this.#snapshotRetry);
+    this.#snapshotRetry = null;
+  }
+
   /** The topic's current position (its last `seq` and the epoch). */
   position(topic: string): StreamPosition {
     return this.#broker.position(topic);
@@ -523,6 +592,8 @@ export class WebSocketService {
 
   async #shutdown(drainMs: number): Promise<void> {
     this.#state = 'closing';
+    this.#stopSnapshotRetry();
+    this.#unsynced.clear();
     this.#wss.off('connection', this.#onConnection);
     this.#wss.off('headers', this.#onHeaders);
     if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
@@ -666,6 +737,7 @@ export class WebSocketService {
         );
         for (const topic of snapshotTopics)
           if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
+        this.#markUnsynced(session, snapshotTopics);
         this.#openSession(session, problem, resume ?? {}, resumed);
       },
       snapshotTopics, // only what this snapshot shows
@@ -699,6 +771,7 @@ export class WebSocketService {
     this.#index.removeMember(session);
     this.#outbound.discard(session);
     this.#sessions.delete(session);
+    this.#unsynced.delete(session);
     this.#logger.info(
       {
         clientId: session.id,
@@ -1011,8 +1084,16 @@ export class WebSocketService {
     else finish(result);
   }
 
-  /** Holds `topics`, fetches a snapshot and sends one per-topic SNAPSHOT each, then the frames held meanwhile. */
-  #sendTopicSnapshots(session: ClientSession, topics: readonly string[], recoveryFallback: boolean): void {
+  /**
+   * Holds `topics`, fetches a snapshot and sends one per-topic SNAPSHOT each, then the frames held meanwhile. On
+   * failure the client gets `SNAPSHOT_UNAVAILABLE` (not again when `retry`) and the topics stay owed a snapshot.
+   */
+  #sendTopicSnapshots(
+    session: ClientSession,
+    topics: readonly string[],
+    recoveryFallback: boolean,
+    retry = false,
+  ): void {
     for (const topic of topics) session.holdTopic(topic);
     this.#withSnapshot(
       (snapshot, callTimeSeqs) => {
@@ -1027,8 +1108,15 @@ export class WebSocketService {
       (error) => {
         if (session.state === 'closed') return;
         this.#logger.warn({ err: error, clientId: session.id, topics }, 'snapshot provider failed');
-        this.#sendError(session, ErrorCode.SnapshotUnavailable, 'the snapshot could not be produced', topics);
+        if (!retry)
+          this.#sendError(
+            session,
+            ErrorCode.SnapshotUnavailable,
+            'the snapshot could not be produced',
+            topics,
+          );
         for (const topic of topics) if (session.held?.has(topic)) this.#releaseHeld(session, topic, -1);
+        this.#markUnsynced(session, topics);
       },
       topics,
     );
@@ -1068,7 +1156,8 @@ export class WebSocketService {
         data: state,
         timestamp: new Date(this.#now()).toISOString(),
         seq,
-        epoch: epochOf(state) ?? this.#broker.position(topic).epoch, // per-topic epoch
+        // Per-topic epoch; none yet (a cluster topic never published) is left out, not sent as "".
+        epoch: epochOf(state) ?? (this.#broker.position(topic).epoch || undefined),
         ...(recoveryFallback ? { recovered: false } : {}),
       });
     return this.#cachedSnapshotFrame(

@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { startCli, type CliProcess } from '../helpers/cli.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
@@ -112,9 +115,23 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A throwaway `redis-server` (no persistence) on its own port, which the test may kill and restart. */
+/**
+ * The shell that runs a throwaway `redis-server`: prints its pid, then waits for its own stdin to close (the test
+ * closes it, or the test process dies) and kills it, so no redis-server outlives the test process even when that
+ * process is killed before its cleanup runs.
+ */
+const WATCHDOG =
+  'redis-server "$@" & r=$!; echo $r; read _; kill -CONT $r 2>/dev/null; kill -9 $r 2>/dev/null; wait $r';
+
+/**
+ * A throwaway `redis-server` (no automatic persistence) on its own port, which the test may kill (data lost), stop
+ * keeping its data (`SHUTDOWN SAVE` to its own directory), freeze (SIGSTOP) and thaw, and restart. After the test it
+ * is thawed, killed and its directory removed; a watchdog kills it if the test process dies first.
+ */
 export class ThrowawayRedis {
-  #child: ChildProcess | null = null;
+  #watchdog: ChildProcess | null = null;
+  #pid = 0;
+  readonly #dir = mkdtempSync(join(tmpdir(), 'citypulse-redis-'));
   constructor(readonly port: number) {}
 
   get url(): string {
@@ -123,21 +140,30 @@ export class ThrowawayRedis {
 
   static async start(t: TestContext): Promise<ThrowawayRedis> {
     const redis = new ThrowawayRedis(await freePort());
-    t.after(() => redis.kill());
+    t.after(async () => {
+      await redis.kill();
+      rmSync(redis.#dir, { recursive: true, force: true });
+    });
     await redis.restart();
     return redis;
   }
 
   /** Starts it (again) and waits until it answers (bounded). */
   async restart(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: 'ignore',
-      },
-    );
-    this.#child = child;
+    const args = [
+      ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      ...['--dir', this.#dir, '--dbfilename', 'dump.rdb'],
+    ];
+    const watchdog = spawn('sh', ['-c', WATCHDOG, 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.#watchdog = watchdog;
+    this.#pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      watchdog.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(Number.parseInt(out, 10));
+      });
+      watchdog.once('exit', () => reject(new Error('throwaway redis watchdog exited')));
+    });
     const deadline = Date.now() + 10_000;
     while (!(await redisUp(this.url))) {
       if (Date.now() > deadline) throw new Error('throwaway redis did not start');
@@ -145,13 +171,54 @@ export class ThrowawayRedis {
     }
   }
 
-  /** SIGKILLs it (no-op when not running). */
+  /** Kills it (SIGCONT, SIGKILL; no-op when not running); its data is lost: the next start is empty. */
   async kill(): Promise<void> {
-    const child = this.#child;
-    this.#child = null;
-    if (child === null || child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGKILL');
+    rmSync(join(this.#dir, 'dump.rdb'), { force: true });
+    await this.#endWatchdog();
+  }
+
+  /** Stops it keeping its data (`SHUTDOWN SAVE`): the next `restart()` loads it. */
+  async stopKeepingData(): Promise<void> {
+    const admin = new Redis(this.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    admin.on('error', () => {});
+    await admin.call('SHUTDOWN', 'SAVE').catch(() => {}); // the connection closes as it exits
+    admin.disconnect();
+    const deadline = Date.now() + 10_000;
+    while (await redisUp(this.url)) {
+      if (Date.now() > deadline) throw new Error('throwaway redis did not shut down');
+      await sleep(25);
+    }
+    await this.#endWatchdog();
+  }
+
+  /** SIGSTOPs it: connections stay open, nothing is answered. */
+  freeze(): void {
+    if (this.#alive()) process.kill(this.#pid, 'SIGSTOP');
+  }
+
+  /** SIGCONTs it. */
+  thaw(): void {
+    if (this.#alive()) process.kill(this.#pid, 'SIGCONT');
+  }
+
+  #alive(): boolean {
+    if (this.#watchdog === null || this.#pid === 0) return false;
+    try {
+      process.kill(this.#pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Closes the watchdog's stdin: it thaws and kills redis, waits for it, and exits. */
+  async #endWatchdog(): Promise<void> {
+    const watchdog = this.#watchdog;
+    this.#watchdog = null;
+    this.#pid = 0;
+    if (watchdog === null || watchdog.exitCode !== null || watchdog.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => watchdog.once('exit', () => resolve()));
+    watchdog.stdin?.end();
     await exited;
   }
 }
@@ -200,14 +267,21 @@ export class RecordingClient {
   connections = 0;
   #closed: Promise<void> = Promise.resolve();
 
-  constructor(readonly topics: readonly string[]) {}
+  /**
+   * @param topics the topics whose frames it accepts
+   * @param connectTopics the `?topics=` of the first connection (default `topics`; the rest by a subscribe frame)
+   */
+  constructor(
+    readonly topics: readonly string[],
+    readonly connectTopics: readonly string[] = topics,
+  ) {}
 
   /** Connects to `wsUrl` (with `?resume=` of what it has, or `?topics=` the first time) and waits for the snapshot. */
   async connect(wsUrl: string, timeoutMs = 30_000): Promise<void> {
     const resume = this.connections > 0;
     const query = resume
       ? `resume=${this.topics.map((t) => `${t}:${this.position.get(t)?.epoch ?? 'none'}:${this.position.get(t)?.seq ?? 0}`).join(',')}`
-      : `topics=${this.topics.join(',')}`;
+      : `topics=${this.connectTopics.join(',')}`;
     this.connections++;
     const ws = new WebSocket(`${wsUrl}?${query}`);
     this.ws = ws;

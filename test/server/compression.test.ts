@@ -468,7 +468,8 @@ test('slow consumer with compression: conflated while paused, converges to the f
     if (i % 50 === 49) await new Promise((r) => setImmediate(r));
   }
   const last = server.service.position(TOPIC).seq;
-  await eventually(() => fast.topicFrames().length === total, 15_000, 'fast client got everything');
+  // Generous deadlines: this moves ~6 MB through zlib and a paused socket, slow on a loaded 2-core machine.
+  await eventually(() => fast.topicFrames().length === total, 60_000, 'fast client got everything');
   assert.ok(server.service.counters().conflatedFrames > 0, 'the compressed slow client was conflated');
   // A snapshot source for the refresh: the last state as a per-topic snapshot.
   slow.ws.resume();
@@ -478,7 +479,7 @@ test('slow consumer with compression: conflated while paused, converges to the f
         const f = JSON.parse(m) as TopicFrame;
         return f.topic === TOPIC && (f.seq ?? 0) >= last;
       }),
-    15_000,
+    60_000,
     'slow client caught up',
   );
   const frames = slow.messages.map((m) => JSON.parse(m) as TopicFrame);

@@ -23,6 +23,15 @@ import {
 export const REDIS_URL = process.env.CITYPULSE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const KEY = 'cluster-test-key-0123456789';
 
+/** Whether a `redis-server` binary is installed (the throwaway-Redis tests need one; CI installs it). */
+export function redisServerInstalled(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn('redis-server', ['--version'], { stdio: 'ignore' });
+    child.once('error', () => resolve(false));
+    child.once('exit', (code) => resolve(code === 0));
+  });
+}
+
 /** Whether a Redis answers at `url` (tests skip when none does). */
 export async function redisUp(url = REDIS_URL): Promise<boolean> {
   const redis = new Redis(url, {

@@ -6,17 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ThrowawayRedis, startNodeProcess, waitFor } from './helpers.js';
+import { redisServerInstalled, startNodeProcess, ThrowawayRedis, waitFor } from './helpers.js';
 
-const hasRedisServer = await new Promise<boolean>((resolve) => {
-  import('node:child_process')
-    .then(({ spawn }) => {
-      const child = spawn('redis-server', ['--version'], { stdio: 'ignore' });
-      child.once('error', () => resolve(false));
-      child.once('exit', (code) => resolve(code === 0));
-    })
-    .catch(() => resolve(false));
-});
+const hasRedisServer = await redisServerInstalled();
 
 test(
   'item 9: SIGTERM while Redis is frozen closes every client with 1001 and exits 0',

@@ -11,17 +11,18 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { CityPulseServer } from '../../src/server/create-server.js';
-import { KEY, RecordingClient, ThrowawayRedis, sleep, startNode, waitFor, type Frame } from './helpers.js';
+import {
+  KEY,
+  RecordingClient,
+  redisServerInstalled,
+  sleep,
+  startNode,
+  ThrowawayRedis,
+  type Frame,
+  waitFor,
+} from './helpers.js';
 
-const hasRedisServer = await new Promise<boolean>((resolve) => {
-  import('node:child_process')
-    .then(({ spawn }) => {
-      const child = spawn('redis-server', ['--version'], { stdio: 'ignore' });
-      child.once('error', () => resolve(false));
-      child.once('exit', (code) => resolve(code === 0));
-    })
-    .catch(() => resolve(false));
-});
+const hasRedisServer = await redisServerInstalled();
 const skip = !hasRedisServer && 'no redis-server binary';
 
 /** Two nodes on `redis` with shrunk deadlines. */

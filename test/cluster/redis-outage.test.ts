@@ -13,17 +13,16 @@ import { WebSocket } from 'ws';
 import type { Source } from '../../src/aggregator/source.js';
 import type { CityPulseServer } from '../../src/server/create-server.js';
 import { camera } from '../resume/fold-helpers.js';
-import { RecordingClient, ThrowawayRedis, sleep, startNode, waitFor } from './helpers.js';
+import {
+  RecordingClient,
+  redisServerInstalled,
+  sleep,
+  startNode,
+  ThrowawayRedis,
+  waitFor,
+} from './helpers.js';
 
-const hasRedisServer = await new Promise<boolean>((resolve) => {
-  import('node:child_process')
-    .then(({ spawn }) => {
-      const child = spawn('redis-server', ['--version'], { stdio: 'ignore' });
-      child.once('error', () => resolve(false));
-      child.once('exit', (code) => resolve(code === 0));
-    })
-    .catch(() => resolve(false));
-});
+const hasRedisServer = await redisServerInstalled();
 const TOPICS = ['weather', 'cameras'];
 
 function change(n: number): {

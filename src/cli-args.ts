@@ -3,6 +3,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, type LogLevel } from './server/logger.js';
 import type { CityPulseServerOptions } from './server/create-server.js';
@@ -67,6 +70,7 @@ Security and limits:
   --handshake-timeout <ms>    bound on token verification at upgrade [CITYPULSE_HANDSHAKE_TIMEOUT_MS] (default 5000)
   --max-body <bytes>          largest HTTP request body [CITYPULSE_MAX_BODY] (default 1048576)
 
+  -v, --version               print the version and exit
   -h, --help                  this text
 
 Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a start-up failure, 2 on bad usage.
@@ -74,6 +78,34 @@ Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a start-up failure, 
 
 /** A usage error: printed with the hint to run --help, exit code 2. */
 export class UsageError extends Error {}
+
+/** How many directories {@link readPackageVersion} climbs from its start before giving up. */
+const PACKAGE_JSON_SEARCH_DEPTH = 6;
+
+/**
+ * The `version` of the package a file belongs to: the first `package.json` found walking up from the directory of
+ * `from` (default: this module, so `dist/cli-args.js` finds the installed package's own `package.json` wherever the
+ * build output sits in the tree). Throws when none is found within a few levels.
+ */
+export function readPackageVersion(from: string | URL = import.meta.url): string {
+  let dir = dirname(typeof from === 'string' && !from.startsWith('file:') ? from : fileURLToPath(from));
+  for (let level = 0; level < PACKAGE_JSON_SEARCH_DEPTH; level++) {
+    let text: string | undefined;
+    try {
+      text = readFileSync(join(dir, 'package.json'), 'utf8');
+    } catch {
+      // no package.json here: climb
+    }
+    if (text !== undefined) {
+      const version: unknown = (JSON.parse(text) as { version?: unknown }).version;
+      if (typeof version === 'string' && version !== '') return version;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw new Error(`no package.json with a version above ${String(from)}`);
+}
 
 function integer(name: string, value: string | undefined, fallback: number, min = 0): number {
   if (value === undefined || value === '') return fallback;
@@ -87,12 +119,15 @@ function optionalInteger(name: string, value: string | undefined, min = 1): numb
   return value === undefined || value === '' ? undefined : integer(name, value, 0, min);
 }
 
-/** Turns argv (without node and script) and the environment into server options. */
+/**
+ * Turns argv (without node and script) and the environment into server options. `help: true` means "print and exit
+ * 0 without serving": `print` says what (`--help` wins over `--version`).
+ */
 export function parseServeArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
 ):
-  | { help: true }
+  | { help: true; print: 'help' | 'version' }
   | {
       help: false;
       options: CityPulseServerOptions;
@@ -146,13 +181,15 @@ export function parseServeArgs(
         'max-body': { type: 'string' },
         config: { type: 'string', short: 'c' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
       },
     });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   const { values, positionals } = parsed;
-  if (values.help) return { help: true };
+  if (values.help) return { help: true, print: 'help' };
+  if (values.version) return { help: true, print: 'version' };
   const command = positionals[0] ?? 'serve';
   if (command !== 'serve' || positionals.length > 1)
     throw new UsageError(`unknown command "${positionals.join(' ')}"`);

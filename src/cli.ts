@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `citypulse` command. `citypulse serve` starts the gateway; `citypulse --help` lists every flag.
+ * The `citypulse` command. `citypulse serve` starts the gateway; `citypulse --help` lists every flag;
+ * `citypulse --version` prints the package version.
  *
  * @module
  */
-import { HELP, UsageError, parseServeArgs } from './cli-args.js';
+import { HELP, UsageError, parseServeArgs, readPackageVersion } from './cli-args.js';
 import { createLogger, guardStdio } from './server/logger.js';
 import { createServer } from './server/create-server.js';
 import { createMetrics } from './server/metrics.js';
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
     throw error;
   }
   if (parsed.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(parsed.print === 'version' ? `${readPackageVersion()}\n` : HELP);
     return;
   }
   let fromConfig: Pick<CityPulseServerOptions, 'sourceFactories' | 'aggregator'> = {};

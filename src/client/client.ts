@@ -623,8 +623,8 @@ export class CityPulseClient {
   }
 
   #onUpdate(message: UpdateMessage): void {
-    const change = toEntityChange(message.data);
     const topic = message.topic;
+    const change = toEntityChange(message.data, topic);
     if (topic === undefined) {
       this.#events.emit('update', { topic, message, change });
       return;

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
@@ -340,6 +341,18 @@ export class WebSocketService {
   }
 
   /**
+   * The protocol's one rule for an UPDATE (`parseUpdate`): change-shaped `data` must be a valid change of the
+   * topic's state and goes on normalised; other `data` is an opaque message that changes no state anywhere.
+   */
+  #admitUpdate(topic: string, message: WebSocketMessage): WebSocketMessage {
+    if (!isChangeShaped(message.data)) return message;
+    const parsed = parseUpdate(topic, message.data);
+    if (parsed.ok) return { ...message, data: parsed.change };
+    this.#countRejected('library', 'BAD_UPDATE');
+    throw new UpdateRejectedError(parsed.field, parsed.error);
+  }
+
+  /**
    * Sends `message` to every connected client (no topic filter, no `seq`: not kept in history).
    * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
    *   nothing is sent.
@@ -394,6 +407,8 @@ export class WebSocketService {
    * @throws Error with `code: 'ERR_UNKNOWN_TOPIC'` when `topic` is not in the registry.
    * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
    *   the message takes no `seq` (the next one published takes the next number, no hole) and is counted.
+   * @throws UpdateRejectedError (`code` `BAD_UPDATE`, `field`) for an UPDATE whose `data` has `upserts`/`removes`
+   *   but is not a valid change of the topic's state (`parseUpdate`); likewise no `seq`, counted. In every mode.
    */
   publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition> {
     if (!this.#topics.has(topic)) {
@@ -401,6 +416,7 @@ export class WebSocketService {
     }
     if (this.#state === 'closed') return this.#broker.position(topic);
     this.#admit(message.data);
+    if (message.type === 'UPDATE') message = this.#admitUpdate(topic, message);
     this.#counters.published++;
     switch (message.type) {
       case 'UPDATE':

@@ -185,7 +185,7 @@ test('a raw publish UPDATE changes the state like ingest: a client joining later
   assert.equal(res.status, 202);
   const { client, errors } = startClient(t, { url: server.wsUrl, topics: ['accidents'] });
   await waitFor(() => client.state('accidents').has('x'), 'the snapshot');
-  assert.ok(client.state('accidents').has('api'), 'the published entity is in the late joiner\'s snapshot');
+  assert.ok(client.state('accidents').has('api'), "the published entity is in the late joiner's snapshot");
   assert.deepEqual(client.position('accidents')?.seq, server.service.position('accidents').seq);
   server.aggregator.ingest('accidents', [accident('y', 1)], []);
   const target = server.service.position('accidents');

@@ -26,7 +26,10 @@ test('toEntityChange reads a valid {upserts, removes} by the protocol rule, norm
     [{ upserts: [entity('a'), { no: 'id' }, 3] }, null],
     [{ removes: ['x', 4] }, null],
     [{ removes: ['x', 'x'] }, { upserts: [], removes: ['x'] }],
-    [{ upserts: [entity('a'), entity('b')], removes: ['a'] }, { upserts: [entity('b')], removes: ['a'] }],
+    [
+      { upserts: [entity('a'), entity('b')], removes: ['a'] },
+      { upserts: [entity('b')], removes: ['a'] },
+    ],
     [{ upserts: [{ id: 'bare' }] }, null],
     [entity('solo'), null],
     [{ upserts: [], extra: 1 }, null],

@@ -10,6 +10,7 @@
  * @module
  */
 import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
+import { encodeEnvelope, markRecovered } from '../protocol/payloads.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
@@ -361,7 +362,7 @@ export class WebSocketService {
     if (this.#state === 'closed') return;
     this.#admit(message.data);
     this.#counters.published++;
-    const json = JSON.stringify({
+    const json = encodeEnvelope({
       type: message.type,
       topic: message.topic,
       data: message.data,
@@ -434,7 +435,7 @@ export class WebSocketService {
         const json =
           message.type === 'SNAPSHOT'
             ? encodeSequenced(topic, message, seq, epoch)
-            : JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
+            : encodeEnvelope({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
         this.#fanOut(topic, seq, json);
         return { epoch, seq };
       }
@@ -1154,7 +1155,7 @@ export class WebSocketService {
         const seq = seqs[i] ?? 0;
         data[topic] = ownSeq(state) === null || ownSeq(state) === seq ? state : { ...(state as object), seq };
       });
-      return JSON.stringify({
+      return encodeEnvelope({
         type: ServerMessageType.Snapshot,
         data,
         timestamp: new Date(this.#now()).toISOString(),
@@ -1166,7 +1167,7 @@ export class WebSocketService {
     const own = topicStateOf(snapshot, topic);
     const state = ownSeq(own) === null || ownSeq(own) === seq ? own : { ...(own as object), seq };
     const encode = (): string =>
-      JSON.stringify({
+      encodeEnvelope({
         type: ServerMessageType.Snapshot,
         topic,
         data: state,
@@ -1174,7 +1175,7 @@ export class WebSocketService {
         seq,
         // Per-topic epoch; none yet (a cluster topic never published) is left out, not sent as "".
         epoch: epochOf(state) ?? (this.#broker.position(topic).epoch || undefined),
-        ...(recoveryFallback ? { recovered: false } : {}),
+        recovered: recoveryFallback ? false : undefined,
       });
     return this.#cachedSnapshotFrame(
       snapshot,
@@ -1241,7 +1242,7 @@ export class WebSocketService {
   #recoveredFrame(entry: LogEntry): Buffer {
     let frame = this.#recoveredFrames.get(entry);
     if (frame === undefined) {
-      frame = encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`);
+      frame = encodeTextFrame(markRecovered(entry.json, true));
       this.#recoveredFrames.set(entry, frame);
     }
     return frame;
@@ -1258,7 +1259,7 @@ export class WebSocketService {
   }
 
   #frame(type: ServerMessageType, data: unknown): Buffer {
-    return encodeTextFrame(JSON.stringify({ type, data, timestamp: this.#isoNow() }));
+    return encodeTextFrame(encodeEnvelope({ type, data, timestamp: this.#isoNow() }));
   }
 
   /**

@@ -153,7 +153,8 @@ async function runConfig(name, nodeArgs) {
       const port = nodes[k++ % nodes.length].port;
       const body = JSON.stringify({
         topic: 'weather',
-        type: 'UPDATE',
+        // An ALERT: a published UPDATE must be a valid change of the state (docs/protocol.md, the state model).
+        type: 'ALERT',
         data: { t: performance.timeOrigin + performance.now() },
       });
       try {

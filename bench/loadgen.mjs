@@ -55,9 +55,13 @@ function record(latencyMicros) {
 function probe(msg, seqs) {
   probeFrames += 1;
   if (msg === null || typeof msg !== 'object') return;
-  const m = /** @type {{ type?: string, topic?: string, seq?: number, data?: { _t?: number } }} */ (msg);
+  const m =
+    /** @type {{ type?: string, topic?: string, seq?: number, data?: { _t?: number, upserts?: { _t?: number }[] } }} */ (
+      msg
+    );
   if (m.type !== 'UPDATE' && m.type !== 'ALERT') return;
-  const t = m.data?._t;
+  // Padded messages carry `_t` in `data`; city-shaped changes on their first entity.
+  const t = m.data?._t ?? m.data?.upserts?.[0]?._t;
   if (typeof t === 'number') record(nowMicros() - t);
   if (typeof m.topic === 'string' && typeof m.seq === 'number') {
     const last = seqs.get(m.topic);

@@ -16,7 +16,12 @@ export type { CityPulseServer, CityPulseServerOptions } from './server/create-se
 export { createLogger, silentLogger } from './server/logger.js';
 export type { Logger, LogLevel } from './server/logger.js';
 export { DataAggregator } from './aggregator/data-aggregator.js';
-export type { DataAggregatorOptions, TopicPublisher, IngestResult } from './aggregator/data-aggregator.js';
+export type {
+  DataAggregatorOptions,
+  TopicPublisher,
+  IngestResult,
+  PublishUpdateResult,
+} from './aggregator/data-aggregator.js';
 export { createSimulator } from './aggregator/simulator.js';
 export type { Source, SourceBatch, SourceContext, SourceStatus } from './aggregator/source.js';
 export {

@@ -20,6 +20,11 @@ export {
   type JsonBoundsViolation,
 } from './json-bounds.js';
 
+// The state model: entity identity, per-topic validity, the one rule of how an UPDATE changes a topic's state.
+export * from './protocol/state-model.js';
+// Typed payloads per topic and the one envelope encoder.
+export * from './protocol/payloads.js';
+
 /** Bumped on any incompatible change of the frames below. Sent in `CONNECTED.data.protocol`. */
 export const PROTOCOL_VERSION = 1;
 

@@ -201,15 +201,12 @@ for (const topic of DEFAULT_TOPICS) {
 
 client.on('message', () => rate.tick(Date.now()));
 
-client.on('alert', ({ topic, message }) => {
-  const alert = toFeedAlert(message.data, topic, message.timestamp);
-  const id =
-    typeof (message.data as { id?: unknown } | null)?.id === 'string'
-      ? (message.data as { id: string }).id
-      : null;
-  if (id !== null) {
-    if (alert.state === 'resolved') activeAlerts.delete(id);
-    else activeAlerts.add(id);
+client.on('alert', ({ alert: view, message }) => {
+  // The SDK hands the alert typed (the protocol's `readAlert`): no re-parsing of its data here.
+  const alert = toFeedAlert(view, message.timestamp);
+  if (view.id !== undefined) {
+    if (view.state === 'resolved') activeAlerts.delete(view.id);
+    else activeAlerts.add(view.id);
   }
   alerts.unshift(alert);
   if (alerts.length > MAX_ALERTS) alerts.length = MAX_ALERTS;

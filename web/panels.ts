@@ -6,6 +6,7 @@
  */
 import type { Accident, AirQualityStation, AqiCategory, WeatherReading } from '../src/topics.js';
 import { aqiCategory } from '../src/topics.js';
+import type { AlertView } from '../src/protocol/payloads.js';
 import { h, svg } from './dom.js';
 import {
   AQI_COLOR,
@@ -256,29 +257,16 @@ export interface FeedAlert {
 
 let alertCounter = 0;
 
-/** Reads an ALERT's data as a feed entry. */
-export function toFeedAlert(data: unknown, topic: string | undefined, timestamp: string): FeedAlert {
-  const record = typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : {};
-  const severity =
-    record.severity === 'critical' || record.severity === 'warning' || record.severity === 'info'
-      ? record.severity
-      : 'warning';
-  const message =
-    typeof data === 'string'
-      ? data
-      : typeof record.message === 'string'
-        ? record.message
-        : typeof record.title === 'string'
-          ? record.title
-          : JSON.stringify(data).slice(0, 200);
+/** An ALERT as a feed entry, from the protocol's typed view of its data (`readAlert`, given by the SDK). */
+export function toFeedAlert(alert: AlertView, timestamp: string): FeedAlert {
   return {
-    key: `${typeof record.id === 'string' ? record.id : 'alert'}:${++alertCounter}`,
-    severity,
-    message,
-    topic: typeof record.topic === 'string' ? record.topic : topic,
-    state: record.state === 'resolved' ? 'resolved' : 'raised',
-    at: typeof record.raisedAt === 'string' && record.state !== 'resolved' ? record.raisedAt : timestamp,
-    rule: typeof record.rule === 'string' ? record.rule : undefined,
+    key: `${alert.id ?? 'alert'}:${++alertCounter}`,
+    severity: alert.severity,
+    message: alert.message,
+    topic: alert.topic,
+    state: alert.state,
+    at: alert.raisedAt !== undefined && alert.state !== 'resolved' ? alert.raisedAt : timestamp,
+    rule: alert.rule,
   };
 }
 

@@ -71,7 +71,7 @@ const CITY_SAMPLES = {
     source: 'simulator',
     name: `AQ monitor ${i % 60}`,
     location: { lat: 40.7 + (i % 60) / 1000, lon: -74.0 },
-    aqi: 42 + (i % 80),
+    aqi: 51 + (i % 50), // 51..100: 'moderate' (the category must match the AQI)
     category: 'moderate',
     pm25: 12.1,
     pm10: 20.4,
@@ -97,14 +97,14 @@ export function makeMessage(plan, n) {
       type: 'UPDATE',
       topic: plan.name,
       // `size` > 0: that many entities per UPDATE (the compressed scenario's city-shaped batches); else one.
+      // A valid change by the state model (no keys beside upserts/removes): the probe's `_t`/`_n` ride on the
+      // first entity (entities may carry extra fields).
       data: {
-        upserts:
-          plan.size > 0
-            ? Array.from({ length: plan.size }, (_, k) => sample(n * plan.size + k))
-            : [sample(n)],
+        upserts: (plan.size > 0
+          ? Array.from({ length: plan.size }, (_, k) => sample(n * plan.size + k))
+          : [sample(n)]
+        ).map((entity, k) => (k === 0 ? { ...entity, _t: t, _n: n } : entity)),
         removes: [],
-        _t: t,
-        _n: n,
       },
       timestamp,
     };

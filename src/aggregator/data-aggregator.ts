@@ -20,6 +20,7 @@ import { AlertEngine } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';
 import { validateEntity } from './schema.js';
+import { parseUpdate } from '../protocol/state-model.js';
 import type { Source, SourceBatch, SourceContext, SourceStatus } from './source.js';
 
 /** What the aggregator publishes through (`WebSocketService` implements it). */
@@ -67,6 +68,14 @@ export interface DataAggregatorOptions {
 
 /** Result of {@link DataAggregator.ingest}. `field` names the bad field, e.g. `entities[2].location.lat`. */
 export type IngestResult = { ok: true; seq: number } | { ok: false; error: string; field?: string };
+
+/**
+ * Result of {@link DataAggregator.publishUpdate}: the position the UPDATE took (a Promise in cluster mode, which may
+ * reject while the store is unreachable), or the first bad field of a refused one (a path inside `data`).
+ */
+export type PublishUpdateResult =
+  | { readonly ok: true; readonly position: StreamPosition | Promise<StreamPosition> }
+  | { readonly ok: false; readonly field: string; readonly error: string };
 
 /** Lifecycle of the aggregator. */
 type AggregatorState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -294,6 +303,49 @@ export class DataAggregator {
     record.lastSuccessAt = now;
     this.apply(slot, valid, removes, now);
     return { ok: true, seq: slot.seq };
+  }
+
+  /**
+   * A published UPDATE (`POST /api/publish`): `data` must be a valid change of the topic's state by the protocol's
+   * rule (`parseUpdate`: all or nothing, whole entities, no defaults filled). It is applied to the state exactly as
+   * every client folds it and published as given (normalised), so it always takes a `seq`, even when it changes
+   * nothing. A refused one changes nothing and takes no `seq`.
+   * @throws what the publisher throws synchronously (nothing is applied then).
+   */
+  publishUpdate(topic: string, data: unknown): PublishUpdateResult {
+    const slot = this.slots.get(topic);
+    if (slot === undefined) return { ok: false, field: 'topic', error: `unknown topic "${topic}"` };
+    const parsed = parseUpdate(topic, data);
+    if (!parsed.ok) return parsed;
+    const change = parsed.change;
+    const message: WebSocketMessage = {
+      type: 'UPDATE',
+      topic,
+      data: change,
+      timestamp: new Date(this.now()).toISOString(),
+    };
+    const position =
+      this.publisher === null
+        ? { epoch: slot.epoch ?? '', seq: slot.seq }
+        : this.publisher.publish(topic, message);
+    const now = this.now();
+    const removed: string[] = [];
+    for (const entity of change.upserts) slot.entities.set(entity.id, { entity, seenAt: now });
+    for (const id of change.removes) if (slot.entities.delete(id)) removed.push(id);
+    this.invalidate(slot);
+    if (position instanceof Promise) {
+      position.then(
+        (p) => {
+          if (p.epoch !== slot.epoch || p.seq > slot.seq) this.recordPosition(slot, p);
+        },
+        () => {}, // the caller answers the failure
+      );
+    } else if (this.publisher !== null) {
+      this.recordPosition(slot, position);
+    }
+    if (this.alertEngine !== null)
+      this.publishAlerts(this.alertEngine.onChange(topic, change.upserts, removed));
+    return { ok: true, position };
   }
 
   /**

@@ -3,14 +3,16 @@
  * the same state the aggregator holds. Pure functions over immutable values, so the client SDK and the
  * dashboard can use them as they are, and the property test proves them against the aggregator.
  *
- * Rules: an UPDATE's `upserts` replace whole entities (new ids go last), then its `removes` delete ids; an ALERT,
- * or an UPDATE without `upserts`/`removes` (a raw pass-through publish), only advances `seq`; a frame at or below
+ * Rules: an UPDATE's change is read and applied by the protocol's state model (`src/protocol/state-model.ts`:
+ * whole-entity upserts, then removes; all or nothing); an ALERT, or an UPDATE without `upserts`/`removes` (an
+ * opaque library message), only advances `seq`; an UPDATE whose change the rule refuses is `malformed`; a frame at or below
  * the current `seq` is a duplicate and ignored; a frame from another epoch, or one that skips a `seq`, cannot be
  * applied: the client must resume or take a fresh snapshot.
  *
  * @module
  */
 import type { EntityBase, TopicState } from '../topics.js';
+import { applyChange, isChangeShaped, parseUpdate } from '../protocol/state-model.js';
 
 /** A client's copy of one topic. */
 export interface FoldedTopic {
@@ -23,6 +25,8 @@ export interface FoldedTopic {
 /** The parts of a topic frame the fold reads (an UPDATE or ALERT as received). */
 export interface TopicFrame {
   readonly type: string;
+  /** The topic whose entity schema the change is checked against (the generic one when absent). */
+  readonly topic?: string;
   readonly seq?: number;
   readonly epoch?: string;
   readonly data?: unknown;
@@ -32,10 +36,6 @@ export interface TopicFrame {
 export type FoldResult =
   | { readonly ok: true; readonly state: FoldedTopic }
   | { readonly ok: false; readonly reason: 'gap' | 'epoch' | 'malformed' };
-
-function isEntity(value: unknown): value is EntityBase {
-  return typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string';
-}
 
 /** A client's state from a topic snapshot (`{ entities, seq, epoch }`). */
 export function fromSnapshot(snapshot: TopicState): FoldedTopic {
@@ -56,23 +56,14 @@ export function applyFrame(state: FoldedTopic, frame: TopicFrame): FoldResult {
   if (frame.seq !== state.seq + 1) return { ok: false, reason: 'gap' };
   if (frame.type === 'ALERT') return { ok: true, state: { entities: state.entities, seq: frame.seq, epoch } };
   if (frame.type !== 'UPDATE') return { ok: false, reason: 'malformed' };
-  const data = frame.data as { upserts?: unknown; removes?: unknown } | null | undefined;
-  if (
-    typeof data !== 'object' ||
-    data === null ||
-    (data.upserts === undefined && data.removes === undefined)
-  ) {
-    // Not an entity change: a raw `/api/publish` pass-through on the topic. It takes a seq, changes no state.
+  if (!isChangeShaped(frame.data)) {
+    // Not an entity change: an opaque library message on the topic. It takes a seq, changes no state.
     return { ok: true, state: { entities: state.entities, seq: frame.seq, epoch } };
   }
-  const upserts = data.upserts ?? [];
-  const removes = data.removes ?? [];
-  if (!Array.isArray(upserts) || !upserts.every(isEntity)) return { ok: false, reason: 'malformed' };
-  if (!Array.isArray(removes) || !removes.every((id) => typeof id === 'string'))
-    return { ok: false, reason: 'malformed' };
+  const parsed = parseUpdate(frame.topic ?? '', frame.data);
+  if (!parsed.ok) return { ok: false, reason: 'malformed' };
   const entities = new Map(state.entities);
-  for (const entity of upserts) entities.set(entity.id, entity);
-  for (const id of removes as string[]) entities.delete(id);
+  applyChange(entities, parsed.change);
   return { ok: true, state: { entities, seq: frame.seq, epoch } };
 }
 

@@ -41,6 +41,7 @@ import type { BackoffOptions } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientError, ClientErrorCode } from './errors.js';
 import { TopicStore, toEntityChange, toSnapshotContent } from './topic-store.js';
+import { readAlert, type AlertView } from '../protocol/payloads.js';
 import type { FoldResult } from './topic-store.js';
 import { SOCKET_OPEN, buildConnectUrl } from './transport.js';
 import type {
@@ -85,6 +86,8 @@ export interface UpdateEvent<E extends EntityBase = EntityBase> {
 export interface AlertEvent {
   readonly topic: string | undefined;
   readonly message: AlertMessage;
+  /** The alert's data read by the protocol (`readAlert`): one typed view of rule and published alerts. */
+  readonly alert: AlertView;
 }
 
 /** Events of the client, by name. */
@@ -120,6 +123,8 @@ export type TopicEvent<E extends EntityBase = EntityBase> =
       readonly type: 'alert';
       readonly topic: string;
       readonly message: AlertMessage;
+      /** The alert's data read by the protocol (`readAlert`). */
+      readonly alert: AlertView;
       readonly entities: ReadonlyMap<string, E>;
     };
 
@@ -623,8 +628,8 @@ export class CityPulseClient {
   }
 
   #onUpdate(message: UpdateMessage): void {
-    const change = toEntityChange(message.data);
     const topic = message.topic;
+    const change = toEntityChange(message.data, topic);
     if (topic === undefined) {
       this.#events.emit('update', { topic, message, change });
       return;
@@ -644,15 +649,22 @@ export class CityPulseClient {
 
   #onAlert(message: AlertMessage): void {
     const topic = message.topic;
+    const alert = readAlert(message.data, topic);
     if (topic === undefined) {
-      this.#events.emit('alert', { topic, message });
+      this.#events.emit('alert', { topic, message, alert });
       return;
     }
     const subscription = this.#subscriptions.get(topic);
     if (subscription === undefined) return;
     if (this.#fold(topic, subscription, message, null) !== 'applied') return;
-    this.#events.emit('alert', { topic, message });
-    this.#dispatch(subscription, { type: 'alert', topic, message, entities: subscription.store.entities });
+    this.#events.emit('alert', { topic, message, alert });
+    this.#dispatch(subscription, {
+      type: 'alert',
+      topic,
+      message,
+      alert,
+      entities: subscription.store.entities,
+    });
   }
 
   #fold(

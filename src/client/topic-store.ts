@@ -1,8 +1,8 @@
 /**
  * The converged state of one topic: a snapshot folded with the UPDATEs after it, in `seq` order.
  *
- * Rules (see `src/topics.ts`): a snapshot at `seq` N followed by every UPDATE after N reproduces the server's
- * state; upserts replace whole entities, removes delete ids. ALERTs on a topic advance its `seq` but do not change
+ * Rules (the protocol's state model, `src/protocol/state-model.ts`): a snapshot at `seq` N followed by every UPDATE
+ * after N reproduces the server's state; upserts replace whole entities, then removes delete ids. ALERTs on a topic advance its `seq` but do not change
  * entities. A frame whose `seq` is not the next one is either stale (ignored) or reveals a gap (the caller asks the
  * server to recover). Frames that arrive before the first snapshot are held (bounded) and replayed onto it.
  *
@@ -10,6 +10,7 @@
  */
 import type { StreamPosition } from '../protocol.js';
 import type { EntityBase, EntityChange } from '../topics.js';
+import { applyChange, isChangeShaped, isEntityId, parseUpdate } from '../protocol/state-model.js';
 
 /** What happened to one sequenced frame. */
 export type FoldResult =
@@ -38,25 +39,19 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function isEntity(value: unknown): value is EntityBase {
-  return isRecord(value) && typeof value.id === 'string';
+  return isRecord(value) && isEntityId(value.id);
 }
 
 /**
- * Reads an UPDATE's `data` as an entity change: `{upserts, removes}` (either may be missing), or a single entity
- * (an object with a string `id`) as a one-entity upsert. Anything else is `null` (delivered, but no state change).
- * Items that are not entities / not strings are skipped.
+ * Reads an UPDATE's `data` as an entity change of `topic`, by the protocol's one rule (`parseUpdate` in
+ * `src/protocol/state-model.ts`): a valid change, normalised (each id once; removes after upserts). Anything else
+ * is `null`, delivered but no state change: an opaque library message, or a change the rule refuses (a server
+ * never sequences one). Without `topic`, entities are checked against the generic schema.
  */
-export function toEntityChange(data: unknown): EntityChange | null {
-  if (!isRecord(data)) return null;
-  if (Array.isArray(data.upserts) || Array.isArray(data.removes)) {
-    const upserts = Array.isArray(data.upserts) ? data.upserts.filter(isEntity) : [];
-    const removes = Array.isArray(data.removes)
-      ? data.removes.filter((id): id is string => typeof id === 'string')
-      : [];
-    return { upserts, removes };
-  }
-  if (isEntity(data)) return { upserts: [data], removes: [] };
-  return null;
+export function toEntityChange(data: unknown, topic = ''): EntityChange | null {
+  if (!isChangeShaped(data)) return null;
+  const parsed = parseUpdate(topic, data);
+  return parsed.ok ? parsed.change : null;
 }
 
 /** A topic snapshot read from the wire: its entities and the position it reflects. */
@@ -179,8 +174,7 @@ export class TopicStore<E extends EntityBase = EntityBase> {
 
   #applyChange(change: EntityChange | null): void {
     if (change === null) return;
-    // Same order as the server folds: upserts, then removes.
-    for (const entity of change.upserts) this.#entities.set(entity.id, entity as E);
-    for (const id of change.removes) this.#entities.delete(id);
+    // The protocol's fold, the same the server applies: upserts, then removes.
+    applyChange(this.#entities, change as EntityChange<E>);
   }
 }

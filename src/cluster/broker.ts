@@ -9,6 +9,7 @@
  * @module
  */
 import type { StreamPosition } from '../protocol.js';
+import { encodeEnvelope } from '../protocol/payloads.js';
 import type { HistoryLookup } from '../server/topic-log.js';
 
 /** A value now, or later. The in-memory broker always answers now (no Promise on the fast path). */
@@ -92,7 +93,7 @@ export function encodeSequenced(
   seq: number,
   epoch: string,
 ): string {
-  return JSON.stringify({
+  return encodeEnvelope({
     type: message.type,
     topic,
     data: message.data,

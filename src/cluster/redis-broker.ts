@@ -29,6 +29,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StreamPosition } from '../protocol.js';
+import type { EntityChange } from '../topics.js';
+import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
 import type { HistoryLookup, LogEntry } from '../server/topic-log.js';
 import { silentLogger, type Logger } from '../server/logger.js';
 import type { Broker, BrokerHost, SequencedMessage } from './broker.js';
@@ -223,13 +225,13 @@ export class RedisBroker implements Broker {
   }
 
   async publish(topic: string, message: SequencedMessage): Promise<StreamPosition> {
-    const change = message.type === 'UPDATE' ? entityChangeOf(message.data) : null;
+    const change = message.type === 'UPDATE' ? entityChangeOf(topic, message.data) : null;
     const args: (string | number)[] = [
       newEpoch(),
       this.#historySize,
       message.type,
       JSON.stringify(message.timestamp),
-      JSON.stringify(message.data) ?? 'null',
+      JSON.stringify(change ?? message.data) ?? 'null',
       JSON.stringify(topic),
       this.nodeId,
       this.#now(),
@@ -709,15 +711,14 @@ export function newEpoch(): string {
   return `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 }
 
-/** The entity change an UPDATE's data describes (what clients fold), or null when it is not one. */
-function entityChangeOf(data: unknown): { upserts: { id: string }[]; removes: string[] } | null {
-  if (typeof data !== 'object' || data === null) return null;
-  const { upserts, removes } = data as { upserts?: unknown; removes?: unknown };
-  const u = upserts ?? [];
-  const r = removes ?? [];
-  if (!Array.isArray(u) || !Array.isArray(r)) return null;
-  if (!u.every((e) => typeof e === 'object' && e !== null && typeof (e as { id?: unknown }).id === 'string'))
-    return null;
-  if (!r.every((id) => typeof id === 'string')) return null;
-  return { upserts: u as { id: string }[], removes: r as string[] };
+/**
+ * The entity change an UPDATE's data describes, by the protocol's one rule (`parseUpdate`), normalised so the Lua
+ * applies it mechanically (HSET each upsert, then HDEL each remove); `null` for an opaque message (no state change).
+ * The service has refused invalid changes already; one that reaches the broker directly is refused the same way.
+ */
+function entityChangeOf(topic: string, data: unknown): EntityChange | null {
+  if (!isChangeShaped(data)) return null;
+  const parsed = parseUpdate(topic, data);
+  if (!parsed.ok) throw new UpdateRejectedError(parsed.field, parsed.error);
+  return parsed.change;
 }

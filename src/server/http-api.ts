@@ -114,7 +114,17 @@ const publish: Handler = async (req, res, ctx) => {
   const timestamp = new Date(ctx.now()).toISOString();
   let position;
   try {
-    position = await ctx.service.publish(topic, { type, topic, data, timestamp });
+    if (type === 'UPDATE') {
+      // One rule in every mode: a valid change of the topic's state, applied like /api/ingest; else 400, no seq.
+      const result = ctx.aggregator.publishUpdate(topic, data);
+      if (!result.ok) {
+        const field = result.field === '' ? 'data' : `data.${result.field}`;
+        return sendError(res, 400, 'BAD_UPDATE', `${field}: ${result.error}`, { field });
+      }
+      position = await result.position;
+    } else {
+      position = await ctx.service.publish(topic, { type, topic, data, timestamp });
+    }
   } catch (error) {
     if (error instanceof JsonBoundsError)
       return sendError(res, 400, error.code, error.message, { field: 'data' });

@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
+import { encodeEnvelope, markRecovered } from '../protocol/payloads.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
@@ -340,6 +342,18 @@ export class WebSocketService {
   }
 
   /**
+   * The protocol's one rule for an UPDATE (`parseUpdate`): change-shaped `data` must be a valid change of the
+   * topic's state and goes on normalised; other `data` is an opaque message that changes no state anywhere.
+   */
+  #admitUpdate(topic: string, message: WebSocketMessage): WebSocketMessage {
+    if (!isChangeShaped(message.data)) return message;
+    const parsed = parseUpdate(topic, message.data);
+    if (parsed.ok) return { ...message, data: parsed.change };
+    this.#countRejected('library', 'BAD_UPDATE');
+    throw new UpdateRejectedError(parsed.field, parsed.error);
+  }
+
+  /**
    * Sends `message` to every connected client (no topic filter, no `seq`: not kept in history).
    * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
    *   nothing is sent.
@@ -348,7 +362,7 @@ export class WebSocketService {
     if (this.#state === 'closed') return;
     this.#admit(message.data);
     this.#counters.published++;
-    const json = JSON.stringify({
+    const json = encodeEnvelope({
       type: message.type,
       topic: message.topic,
       data: message.data,
@@ -394,6 +408,8 @@ export class WebSocketService {
    * @throws Error with `code: 'ERR_UNKNOWN_TOPIC'` when `topic` is not in the registry.
    * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
    *   the message takes no `seq` (the next one published takes the next number, no hole) and is counted.
+   * @throws UpdateRejectedError (`code` `BAD_UPDATE`, `field`) for an UPDATE whose `data` has `upserts`/`removes`
+   *   but is not a valid change of the topic's state (`parseUpdate`); likewise no `seq`, counted. In every mode.
    */
   publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition> {
     if (!this.#topics.has(topic)) {
@@ -401,6 +417,7 @@ export class WebSocketService {
     }
     if (this.#state === 'closed') return this.#broker.position(topic);
     this.#admit(message.data);
+    if (message.type === 'UPDATE') message = this.#admitUpdate(topic, message);
     this.#counters.published++;
     switch (message.type) {
       case 'UPDATE':
@@ -418,7 +435,7 @@ export class WebSocketService {
         const json =
           message.type === 'SNAPSHOT'
             ? encodeSequenced(topic, message, seq, epoch)
-            : JSON.stringify({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
+            : encodeEnvelope({ type: message.type, topic, data: message.data, timestamp: message.timestamp });
         this.#fanOut(topic, seq, json);
         return { epoch, seq };
       }
@@ -1138,7 +1155,7 @@ export class WebSocketService {
         const seq = seqs[i] ?? 0;
         data[topic] = ownSeq(state) === null || ownSeq(state) === seq ? state : { ...(state as object), seq };
       });
-      return JSON.stringify({
+      return encodeEnvelope({
         type: ServerMessageType.Snapshot,
         data,
         timestamp: new Date(this.#now()).toISOString(),
@@ -1150,7 +1167,7 @@ export class WebSocketService {
     const own = topicStateOf(snapshot, topic);
     const state = ownSeq(own) === null || ownSeq(own) === seq ? own : { ...(own as object), seq };
     const encode = (): string =>
-      JSON.stringify({
+      encodeEnvelope({
         type: ServerMessageType.Snapshot,
         topic,
         data: state,
@@ -1158,7 +1175,7 @@ export class WebSocketService {
         seq,
         // Per-topic epoch; none yet (a cluster topic never published) is left out, not sent as "".
         epoch: epochOf(state) ?? (this.#broker.position(topic).epoch || undefined),
-        ...(recoveryFallback ? { recovered: false } : {}),
+        recovered: recoveryFallback ? false : undefined,
       });
     return this.#cachedSnapshotFrame(
       snapshot,
@@ -1225,7 +1242,7 @@ export class WebSocketService {
   #recoveredFrame(entry: LogEntry): Buffer {
     let frame = this.#recoveredFrames.get(entry);
     if (frame === undefined) {
-      frame = encodeTextFrame(`${entry.json.slice(0, -1)},"recovered":true}`);
+      frame = encodeTextFrame(markRecovered(entry.json, true));
       this.#recoveredFrames.set(entry, frame);
     }
     return frame;
@@ -1242,7 +1259,7 @@ export class WebSocketService {
   }
 
   #frame(type: ServerMessageType, data: unknown): Buffer {
-    return encodeTextFrame(JSON.stringify({ type, data, timestamp: this.#isoNow() }));
+    return encodeTextFrame(encodeEnvelope({ type, data, timestamp: this.#isoNow() }));
   }
 
   /**

@@ -25,6 +25,19 @@ interface Harness {
   errors: ClientError[];
 }
 
+/** A valid `weather` entity: the SDK folds UPDATEs by the protocol's state model, schema included. */
+function weather(id: string, temperatureC: number): Record<string, unknown> {
+  return {
+    id,
+    name: `station ${id}`,
+    location: { lat: 52.37, lon: 4.89 },
+    temperatureC,
+    condition: 'clear',
+    updatedAt: '2026-03-01T12:00:00.000Z',
+    source: 't',
+  };
+}
+
 async function setup(
   t: { after(fn: () => unknown): void },
   options: Partial<ClientOptions> = {},
@@ -142,7 +155,7 @@ test('a gap on a server without resume falls back to a fresh per-topic snapshot'
   const { server, client, errors } = await setup(t);
   const c = await server.nextConnection();
   c.sendConnected();
-  const entity = (id: string, v: number) => ({ id, v, updatedAt: 'x', source: 't' });
+  const entity = (id: string, v: number) => weather(id, v);
   c.send(frame(ServerMessageType.Snapshot, { weather: { entities: [entity('a', 1)], seq: 3, epoch: 'e1' } }));
   c.send(
     frame(
@@ -197,7 +210,7 @@ test('a gap on a server with resume: missed frames are replayed (recovered) and 
   const { server, client, errors } = await setup(t);
   const c = await server.nextConnection();
   c.sendConnected();
-  const entity = (id: string) => ({ id, updatedAt: 'x', source: 't' });
+  const entity = (id: string) => weather(id, 1);
   const update = (seq: number, id: string, recovered = false) =>
     frame(
       ServerMessageType.Update,

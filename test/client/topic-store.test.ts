@@ -16,15 +16,23 @@ function ids(store: TopicStore): string[] {
   return [...store.entities.keys()].sort();
 }
 
-test('toEntityChange reads {upserts, removes}, a bare entity, and nothing else', () => {
+test('toEntityChange reads a valid {upserts, removes} by the protocol rule, normalised, and nothing else', () => {
   const cases: Array<[unknown, unknown]> = [
     [
       { upserts: [entity('a')], removes: ['b'] },
       { upserts: [entity('a')], removes: ['b'] },
     ],
-    [{ upserts: [entity('a'), { no: 'id' }, 3] }, { upserts: [entity('a')], removes: [] }],
-    [{ removes: ['x', 4] }, { upserts: [], removes: ['x'] }],
-    [entity('solo'), { upserts: [entity('solo')], removes: [] }],
+    // The protocol's one rule: all or nothing, no bare entity as data, each id once, removes after upserts.
+    [{ upserts: [entity('a'), { no: 'id' }, 3] }, null],
+    [{ removes: ['x', 4] }, null],
+    [{ removes: ['x', 'x'] }, { upserts: [], removes: ['x'] }],
+    [
+      { upserts: [entity('a'), entity('b')], removes: ['a'] },
+      { upserts: [entity('b')], removes: ['a'] },
+    ],
+    [{ upserts: [{ id: 'bare' }] }, null],
+    [entity('solo'), null],
+    [{ upserts: [], extra: 1 }, null],
     [{ message: 'hello' }, null],
     ['text', null],
     [null, null],

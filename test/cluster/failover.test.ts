@@ -26,7 +26,7 @@ async function publish(node: NodeProcess, topic: string, n: number): Promise<voi
   const res = await fetch(`${node.url}/api/publish`, {
     method: 'POST',
     headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ topic, type: 'UPDATE', data: { n } }),
+    body: JSON.stringify({ topic, type: 'UPDATE', data: { upserts: [], removes: [`n${n}`] } }),
   });
   assert.equal(res.status, 202);
 }

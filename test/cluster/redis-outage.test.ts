@@ -25,14 +25,20 @@ import {
 const hasRedisServer = await redisServerInstalled();
 const TOPICS = ['weather', 'cameras'];
 
-function change(n: number): {
-  upserts: { id: string; updatedAt: string; source: string; n: number }[];
-  removes: string[];
-} {
-  return {
-    upserts: [{ id: `e${n % 10}`, updatedAt: '2026-03-01T12:00:00.000Z', source: 'test', n }],
-    removes: [],
+/** A change valid on both topics by the state model (an entity may carry the other topic's fields too). */
+function change(n: number): { upserts: Record<string, unknown>[]; removes: string[] } {
+  const entity = {
+    id: `e${n % 10}`,
+    updatedAt: '2026-03-01T12:00:00.000Z',
+    source: 'test',
+    n,
+    name: `e${n % 10}`,
+    location: { lat: 52.37, lon: 4.89 },
+    temperatureC: 10,
+    condition: 'clear',
+    status: 'online',
   };
+  return { upserts: [entity], removes: [] };
 }
 
 async function publishRound(node: CityPulseServer, n: number): Promise<void> {

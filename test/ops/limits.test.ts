@@ -113,7 +113,7 @@ describe('publish body and handshake deadline', () => {
       fetch(`${server.url}/api/publish`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ topic: 'weather', type: 'UPDATE', data }),
+        body: JSON.stringify({ topic: 'weather', type: 'ALERT', data }),
         signal: AbortSignal.timeout(5000),
       });
     const small = await post({ note: 'fits' });

@@ -208,7 +208,7 @@ describe(`server fuzz over a real socket (${FRAMES} frames, seed ${SEED})`, () =
       server.service.broadcastToTopic('weather', {
         type: 'UPDATE',
         topic: 'weather',
-        data: { upserts: [], removes: [], n: ++published },
+        data: { n: ++published }, // opaque: delivered with a seq, no state change
         timestamp: new Date().toISOString(),
       });
       // Barrier: a PONG for our id proves the batch was handled (or the connection was closed).

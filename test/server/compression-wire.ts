@@ -208,6 +208,7 @@ export function cityUpdate(i: number, entities = 8): { upserts: unknown[]; remov
       windKph: (i * 13 + k) % 60,
       condition: ['clear', 'cloudy', 'rain', 'fog'][(i + k) % 4],
       updatedAt: new Date(Date.UTC(2026, 10, 26, 8, 0, i % 60, k)).toISOString(),
+      source: 'test',
     });
   }
   return { upserts, removes: [] };

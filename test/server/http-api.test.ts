@@ -96,7 +96,7 @@ test('the publish API refuses missing, wrong and non-Bearer credentials with 401
 
 test('auth schemes are case-insensitive: the publish API takes bearer, BEARER, BeArEr (RFC 9110 §11.1)', async (t) => {
   const server = await startServer(t, { publishKeys: [KEY] });
-  const body = { topic: 'weather', type: 'UPDATE', data: 1 };
+  const body = { topic: 'weather', type: 'ALERT', data: 1 };
   const schemes = ['Bearer', 'bearer', 'BEARER', 'BeArEr', 'bEARER'];
   for (const [i, scheme] of schemes.entries()) {
     for (const gap of [' ', '  ']) {

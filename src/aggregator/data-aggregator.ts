@@ -30,6 +30,19 @@ export interface TopicPublisher {
    * a single node, as a Promise in cluster mode (where it may reject while Redis is unreachable).
    */
   publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition>;
+  /**
+   * Tells `listener` of every valid state change published through this publisher by anyone (the library's
+   * `publish` / `broadcastToTopic`), before it is sequenced; returns the function that stops it. Optional: a
+   * publisher without it only carries the aggregator's own changes.
+   */
+  onChange?(
+    listener: (
+      topic: string,
+      change: EntityChange,
+      position: StreamPosition,
+      message: WebSocketMessage,
+    ) => void,
+  ): () => void;
 }
 
 /** Default time-to-live of an entity no source reports any more, per city topic (ms). */
@@ -129,6 +142,10 @@ export class DataAggregator {
   private readonly sweepIntervalMs: number;
   private readonly alertEngine: AlertEngine | null;
   private publisher: TopicPublisher | null = null;
+  /** Stops the publisher's change listener (see `attach`). */
+  private offChange: (() => void) | null = null;
+  /** The messages this aggregator published (it applies its own changes itself; the change listener skips them). */
+  private readonly ownMessages = new WeakSet<WebSocketMessage>();
   private snapshotView: Record<string, TopicState> | null = null;
   private state: AggregatorState = 'idle';
   private sweepTimer: ReturnType<typeof setInterval> | null = null;
@@ -167,7 +184,18 @@ export class DataAggregator {
 
   /** Sets where UPDATEs and ALERTs go. Before this, state changes but nothing is published and `seq` stays 0. */
   attach(publisher: TopicPublisher): void {
+    this.offChange?.();
     this.publisher = publisher;
+    // Changes others publish (the library API) fold into this state too; our own are applied where they are made.
+    this.offChange =
+      publisher.onChange?.((topic, change, position, message) => {
+        if (this.ownMessages.has(message)) return;
+        const slot = this.slots.get(topic);
+        if (slot === undefined) return;
+        const alerts = this.applyPublished(slot, change);
+        if (position.epoch !== slot.epoch || position.seq > slot.seq) this.recordPosition(slot, position);
+        this.publishAlerts(alerts);
+      }) ?? null;
   }
 
   /**
@@ -327,12 +355,8 @@ export class DataAggregator {
     const position =
       this.publisher === null
         ? { epoch: slot.epoch ?? '', seq: slot.seq }
-        : this.publisher.publish(topic, message);
-    const now = this.now();
-    const removed: string[] = [];
-    for (const entity of change.upserts) slot.entities.set(entity.id, { entity, seenAt: now });
-    for (const id of change.removes) if (slot.entities.delete(id)) removed.push(id);
-    this.invalidate(slot);
+        : this.publishOwn(this.publisher, topic, message);
+    const alerts = this.applyPublished(slot, change);
     if (position instanceof Promise) {
       position.then(
         (p) => {
@@ -343,9 +367,31 @@ export class DataAggregator {
     } else if (this.publisher !== null) {
       this.recordPosition(slot, position);
     }
-    if (this.alertEngine !== null)
-      this.publishAlerts(this.alertEngine.onChange(topic, change.upserts, removed));
+    this.publishAlerts(alerts);
     return { ok: true, position };
+  }
+
+  /**
+   * Folds a published (already validated, normalised) change into the state, as every client folds it. Returns the
+   * ALERTs the change raises, for the caller to publish after the change itself.
+   */
+  private applyPublished(slot: TopicSlot, change: EntityChange): readonly CityAlert[] {
+    const now = this.now();
+    const removed: string[] = [];
+    for (const entity of change.upserts) slot.entities.set(entity.id, { entity, seenAt: now });
+    for (const id of change.removes) if (slot.entities.delete(id)) removed.push(id);
+    this.invalidate(slot);
+    return this.alertEngine === null ? [] : this.alertEngine.onChange(slot.name, change.upserts, removed);
+  }
+
+  /** Publishes `message` marked as this aggregator's own (the publisher's change listener then skips it). */
+  private publishOwn(
+    publisher: TopicPublisher,
+    topic: string,
+    message: WebSocketMessage,
+  ): StreamPosition | Promise<StreamPosition> {
+    this.ownMessages.add(message);
+    return publisher.publish(topic, message);
   }
 
   /**
@@ -544,7 +590,7 @@ export class DataAggregator {
     if (this.publisher === null) return;
     let position: StreamPosition | Promise<StreamPosition>;
     try {
-      position = this.publisher.publish(slot.name, message);
+      position = this.publishOwn(this.publisher, slot.name, message);
     } catch (error) {
       this.logger.error({ topic: slot.name, err: errorText(error) }, 'publish failed');
       return;

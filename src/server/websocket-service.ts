@@ -10,6 +10,7 @@
  * @module
  */
 import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
+import type { EntityChange } from '../topics.js';
 import { encodeEnvelope, markRecovered } from '../protocol/payloads.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -64,6 +65,17 @@ export type InputPath = 'http' | 'ws' | 'library';
  * It is told which topics the caller needs (a provider may ignore it and return all of them).
  */
 export type SnapshotProvider = (topics: readonly string[]) => unknown;
+
+/**
+ * Told of a valid state change published on `topic` (see {@link WebSocketService.onChange}): the normalised change,
+ * the position it took, and the message as the publisher passed it (so a publisher can recognise its own).
+ */
+export type ChangeListener = (
+  topic: string,
+  change: EntityChange,
+  position: StreamPosition,
+  message: WebSocketMessage,
+) => void;
 
 /** Options of {@link WebSocketService}. Durations in milliseconds. */
 export interface WebSocketServiceOptions {
@@ -215,6 +227,8 @@ export class WebSocketService {
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
   readonly #conflatable = new WeakMap<Buffer, string>();
+  /** Told of every valid state change before it is sequenced (see {@link WebSocketService.onChange}). */
+  readonly #changeListeners = new Set<ChangeListener>();
   readonly #jsonBounds: JsonBounds;
   readonly #snapshotCacheSize: number;
   /**
@@ -354,6 +368,33 @@ export class WebSocketService {
   }
 
   /**
+   * Registers `listener` for every valid state change published on any topic (an UPDATE whose `data` is a change by
+   * `parseUpdate`, normalised), called once the change has its position (synchronously with the in-memory broker,
+   * when the cluster store answered in cluster mode). The state holder (the `DataAggregator` attached to this
+   * service) folds the library's publishes through it, so a late joiner's snapshot holds what the live clients
+   * folded. Returns the function that unregisters it.
+   */
+  onChange(listener: ChangeListener): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  #notifyChange(
+    topic: string,
+    change: EntityChange,
+    position: StreamPosition,
+    message: WebSocketMessage,
+  ): void {
+    for (const listener of this.#changeListeners) {
+      try {
+        listener(topic, change, position, message);
+      } catch (error) {
+        this.#logger.error({ err: error, topic }, 'change listener failed');
+      }
+    }
+  }
+
+  /**
    * Sends `message` to every connected client (no topic filter, no `seq`: not kept in history).
    * @throws JsonBoundsError (`code` `TOO_DEEP`, `TOO_LARGE` or `NOT_JSON`) when `data` is outside the JSON bounds;
    *   nothing is sent.
@@ -417,12 +458,24 @@ export class WebSocketService {
     }
     if (this.#state === 'closed') return this.#broker.position(topic);
     this.#admit(message.data);
+    const original = message;
     if (message.type === 'UPDATE') message = this.#admitUpdate(topic, message);
     this.#counters.published++;
     switch (message.type) {
       case 'UPDATE':
       case 'ALERT': {
         const position = this.#broker.publish(topic, message as SequencedMessage); // type narrowed by the case
+        if (message !== original && this.#changeListeners.size > 0) {
+          const change = message.data as EntityChange; // normalised by #admitUpdate
+          if (isPromiseLike(position)) {
+            position.then(
+              (p) => this.#notifyChange(topic, change, p, original),
+              () => {},
+            );
+          } else {
+            this.#notifyChange(topic, change, position, original);
+          }
+        }
         if (isPromiseLike(position)) {
           // Handled here (logged) so a caller that ignores the Promise never causes an unhandled rejection.
           position.catch((error: unknown) => this.#logger.warn({ err: error, topic }, 'publish failed'));

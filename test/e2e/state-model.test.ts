@@ -31,7 +31,9 @@ function accident(id: string, severity: number): Record<string, unknown> {
 
 type Write =
   | { readonly path: '/api/publish'; readonly data: unknown; readonly refused?: string }
-  | { readonly path: '/api/ingest'; readonly entities: unknown[]; readonly removes?: string[] };
+  | { readonly path: '/api/ingest'; readonly entities: unknown[]; readonly removes?: string[] }
+  // The design's `broadcastToTopic` on the writer node: the same rule, the same state change, in every mode.
+  | { readonly path: 'library'; readonly data: unknown; readonly refused?: string };
 
 const BATCHES: readonly (readonly Write[])[] = [
   [
@@ -60,6 +62,12 @@ const BATCHES: readonly (readonly Write[])[] = [
     { path: '/api/ingest', entities: [accident('a', 2)], removes: ['c'] },
     { path: '/api/publish', data: { removes: [42] }, refused: 'data.removes[0]' },
     { path: '/api/publish', data: { upserts: [accident('h', 3)], removes: [] } },
+  ],
+  [
+    { path: 'library', data: { upserts: [accident('i', 4)], removes: ['h'] } },
+    { path: 'library', data: { upserts: [accident('j', 11)] }, refused: 'upserts[0].severity' },
+    { path: 'library', data: { upserts: [accident('h', 3)] } },
+    { path: 'library', data: { removes: ['i'] } },
   ],
 ];
 
@@ -121,6 +129,20 @@ async function scenario(t: TestContext, writer: CityPulseServer, reader: CityPul
         seq += 1; // each ingest here changes the state: one UPDATE (its answer's seq lags in cluster mode)
         continue;
       }
+      if (write.path === 'library') {
+        const message = { type: 'UPDATE' as const, data: write.data, timestamp: new Date().toISOString() };
+        if (write.refused !== undefined) {
+          assert.throws(
+            () => writer.service.broadcastToTopic(TOPIC, message),
+            (error: Error & { code?: string; field?: string }) =>
+              error.code === 'BAD_UPDATE' && error.field === write.refused,
+          );
+        } else {
+          writer.service.broadcastToTopic(TOPIC, message);
+          seq += 1;
+        }
+        continue;
+      }
       const res = await post(writer, write.path, { topic: TOPIC, type: 'UPDATE', data: write.data });
       if (write.refused !== undefined) {
         assert.equal(res.status, 400, `batch ${b}: ${JSON.stringify(write.data)}`);
@@ -147,6 +169,7 @@ async function scenario(t: TestContext, writer: CityPulseServer, reader: CityPul
   // What the batches add up to, by the documented rule.
   const ids = [...client.state(TOPIC).keys()].sort();
   assert.deepEqual(ids, ['a', 'h']);
+  // (the last batch, through the library: i upserted then removed, h removed then upserted again)
   assert.equal((client.state(TOPIC).get('a') as { severity?: number } | undefined)?.severity, 2);
 }
 

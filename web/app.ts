@@ -7,8 +7,8 @@
  */
 import { createClient } from '../src/client/index.js';
 import type { ConnectionState } from '../src/client/index.js';
-import { DEFAULT_TOPICS, WS_PATH } from '../src/protocol.js';
-import type { Accident, AirQualityStation, Camera, WeatherReading } from '../src/topics.js';
+import { DEFAULT_TOPICS, WS_PATH } from '../src/protocol/messages.js';
+import type { Accident, AirQualityStation, Camera, WeatherReading } from '../src/protocol/topics.js';
 import { byTestId } from './dom.js';
 import { AQI_COLOR, AQI_LABEL, formatClock, severityColor } from './format.js';
 import { CityMap } from './map.js';

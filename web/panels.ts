@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Accident, AirQualityStation, AqiCategory, WeatherReading } from '../src/topics.js';
-import { aqiCategory } from '../src/topics.js';
+import type { Accident, AirQualityStation, AqiCategory, WeatherReading } from '../src/protocol/topics.js';
+import { aqiCategory } from '../src/protocol/topics.js';
 import { h, svg } from './dom.js';
 import {
   AQI_COLOR,

@@ -2,7 +2,7 @@
  * The data aggregator: runs the sources, validates what they report, keeps each topic's live state as a keyed
  * collection of entities and publishes the changes.
  *
- * Guarantees (the client-side convergence contract of `src/topics.ts`):
+ * Guarantees (the client-side convergence contract of `src/protocol/topics.ts`):
  * - an UPDATE `{ upserts, removes }` is published only when the state changed, and carries exactly the change;
  * - a topic's snapshot `{ entities, seq, epoch }` reflects every message up to `seq` and none after, so a snapshot
  *   followed by every later UPDATE (see `fold.ts`) reproduces the state;
@@ -11,11 +11,11 @@
  *
  * @module
  */
-import { DEFAULT_TOPICS } from '../protocol.js';
-import type { StreamPosition, WebSocketMessage } from '../protocol.js';
-import { silentLogger } from '../server/logger.js';
-import type { Logger } from '../server/logger.js';
-import type { CityAlert, EntityBase, EntityChange, TopicState } from '../topics.js';
+import { DEFAULT_TOPICS } from '../protocol/messages.js';
+import type { StreamPosition, WebSocketMessage } from '../protocol/messages.js';
+import { silentLogger } from '../shared/logger.js';
+import type { Logger } from '../shared/logger.js';
+import type { CityAlert, EntityBase, EntityChange, TopicState } from '../protocol/topics.js';
 import { AlertEngine } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';

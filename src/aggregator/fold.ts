@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { EntityBase, TopicState } from '../topics.js';
+import type { EntityBase, TopicState } from '../protocol/topics.js';
 
 /** A client's copy of one topic. */
 export interface FoldedTopic {

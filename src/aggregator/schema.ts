@@ -2,16 +2,16 @@
  * The entity schema of each city topic, as runtime validators. Everything a source or `POST /api/ingest` reports
  * is `unknown` until the topic's validator accepts it; a failure names the first bad field.
  *
- * The TypeScript types are in `src/topics.ts`; `docs/sources.md` is the prose. Entities may carry extra fields
+ * The TypeScript types are in `src/protocol/topics.ts`; `docs/sources.md` is the prose. Entities may carry extra fields
  * (they are delivered as they are), but every documented field must be valid.
  *
  * @module
  */
-import { AQI_CATEGORIES, aqiCategory } from '../topics.js';
-import type { AqiCategory, EntityBase } from '../topics.js';
+import { AQI_CATEGORIES, aqiCategory } from '../protocol/topics.js';
+import type { AqiCategory, EntityBase } from '../protocol/topics.js';
 import { stationAqi } from './aqi.js';
-import { isRecord } from './json.js';
-import { checkJsonBounds } from '../json-bounds.js';
+import { isRecord } from '../shared/json.js';
+import { checkJsonBounds } from '../protocol/json-bounds.js';
 
 /** Outcome of validating one entity. `field` is a dotted path such as `location.lat`. */
 export type ValidationResult =
@@ -118,7 +118,7 @@ function check(value: unknown, body: (obj: Fields) => void): ValidationResult {
   }
 }
 
-/** `cameras`: see {@link import('../topics.js').Camera}. */
+/** `cameras`: see {@link import('../protocol/topics.js').Camera}. */
 export const validateCamera: EntityValidator = (value) =>
   check(value, (obj) => {
     text(obj, 'name');
@@ -138,7 +138,7 @@ export const validateCamera: EntityValidator = (value) =>
     text(obj, 'area', true);
   });
 
-/** `weather`: see {@link import('../topics.js').WeatherReading}. */
+/** `weather`: see {@link import('../protocol/topics.js').WeatherReading}. */
 export const validateWeather: EntityValidator = (value) =>
   check(value, (obj) => {
     text(obj, 'name');
@@ -152,7 +152,7 @@ export const validateWeather: EntityValidator = (value) =>
     num(obj, 'weatherCode', 0, 99, { optional: true, integer: true });
   });
 
-/** `accidents`: see {@link import('../topics.js').Accident}. */
+/** `accidents`: see {@link import('../protocol/topics.js').Accident}. */
 export const validateAccident: EntityValidator = (value) =>
   check(value, (obj) => {
     location(obj);
@@ -164,7 +164,7 @@ export const validateAccident: EntityValidator = (value) =>
     isoTime(obj, 'reportedAt');
   });
 
-/** `airQuality`: see {@link import('../topics.js').AirQualityStation}. The category must match the AQI. */
+/** `airQuality`: see {@link import('../protocol/topics.js').AirQualityStation}. The category must match the AQI. */
 export const validateAirQuality: EntityValidator = (value) =>
   check(value, (obj) => {
     text(obj, 'name');

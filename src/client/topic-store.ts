@@ -1,15 +1,15 @@
 /**
  * The converged state of one topic: a snapshot folded with the UPDATEs after it, in `seq` order.
  *
- * Rules (see `src/topics.ts`): a snapshot at `seq` N followed by every UPDATE after N reproduces the server's
+ * Rules (see `src/protocol/topics.ts`): a snapshot at `seq` N followed by every UPDATE after N reproduces the server's
  * state; upserts replace whole entities, removes delete ids. ALERTs on a topic advance its `seq` but do not change
  * entities. A frame whose `seq` is not the next one is either stale (ignored) or reveals a gap (the caller asks the
  * server to recover). Frames that arrive before the first snapshot are held (bounded) and replayed onto it.
  *
  * @module
  */
-import type { StreamPosition } from '../protocol.js';
-import type { EntityBase, EntityChange } from '../topics.js';
+import type { StreamPosition } from '../protocol/messages.js';
+import type { EntityBase, EntityChange } from '../protocol/topics.js';
 
 /** What happened to one sequenced frame. */
 export type FoldResult =

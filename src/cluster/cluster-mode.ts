@@ -8,10 +8,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DataAggregator } from '../aggregator/data-aggregator.js';
 import type { Source } from '../aggregator/source.js';
-import { silentLogger, type Logger } from '../server/logger.js';
-import { parseRequestTarget } from '../server/http-guard.js';
-import { pickTopics, type ReadGuard } from '../server/read-access.js';
-import type { WebSocketService } from '../server/websocket-service.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { parseRequestTarget } from '../adapters/http-guard.js';
+import { pickTopics, type ReadGuard } from '../adapters/read-access.js';
+import type { WebSocketService } from '../gateway/websocket-service.js';
 import { settleWithin } from './deadline.js';
 import type { Lease } from './lease.js';
 import { leasedSource } from './leased-source.js';

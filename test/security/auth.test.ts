@@ -18,7 +18,7 @@ import {
   selectSubprotocol,
   watchExpiry,
   type AuthResult,
-} from '../../src/server/auth.js';
+} from '../../src/security/auth.js';
 import { SECRET, fakeRequest, jwksOf, makeKey, mint, type TestKey } from './tokens.js';
 
 function assertFailure(result: AuthResult, reason: string): void {

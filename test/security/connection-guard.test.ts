@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ANONYMOUS, ConnectionGuard, createAuthenticator, type Principal } from '../../src/server/auth.js';
-import { RateLimiter } from '../../src/server/limits.js';
+import { ANONYMOUS, ConnectionGuard, createAuthenticator, type Principal } from '../../src/security/auth.js';
+import { RateLimiter } from '../../src/security/limits.js';
 import { SECRET, mint } from './tokens.js';
 
 const auth = createAuthenticator({ secret: SECRET, clockToleranceSec: 0 });

@@ -17,9 +17,9 @@ import {
   selectSubprotocol,
   type Principal,
   type UpgradeGateOptions,
-} from '../../src/server/auth.js';
-import { ConnectionLimiter } from '../../src/server/limits.js';
-import { createMetrics } from '../../src/server/metrics.js';
+} from '../../src/security/auth.js';
+import { ConnectionLimiter } from '../../src/security/limits.js';
+import { createMetrics } from '../../src/gateway/metrics.js';
 import { SECRET, mint } from './tokens.js';
 
 interface Harness {

@@ -9,8 +9,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { rejectUpgrade } from './auth.js';
-import { DEFAULT_LIMITS, ConnectionLimiter, socketIp } from './limits.js';
+import { rejectUpgrade } from '../security/auth.js';
+import { DEFAULT_LIMITS, ConnectionLimiter, socketIp } from '../security/limits.js';
 import { failRequest } from './http-response.js';
 
 /** Base of origin-form targets; only its path and query are ever read. */

@@ -4,9 +4,9 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { LOG_LEVELS, type LogLevel } from './server/logger.js';
-import type { CityPulseServerOptions } from './server/create-server.js';
-import { DEFAULT_LIMITS } from './server/limits.js';
+import { LOG_LEVELS, type LogLevel } from '../shared/logger.js';
+import type { CityPulseServerOptions } from './create-server.js';
+import { DEFAULT_LIMITS } from '../security/limits.js';
 
 /** The text of `citypulse --help`. */
 export const HELP = `citypulse - real-time gateway for live city data

@@ -11,9 +11,9 @@ import { parseRequestTarget } from './http-guard.js';
 import { failRequest, sendError, sendJson } from './http-response.js';
 import { hasPublishKey, pickTopics, readGuard, sendReadRefusal, type ReadAuthorizer } from './read-access.js';
 import { serveStatic } from './static-files.js';
-import type { WebSocketService } from './websocket-service.js';
-import { serveMetrics, type Metrics } from './metrics.js';
-import { JsonBoundsError } from '../json-bounds.js';
+import type { WebSocketService } from '../gateway/websocket-service.js';
+import { serveMetrics, type Metrics } from '../gateway/metrics.js';
+import { JsonBoundsError } from '../protocol/json-bounds.js';
 
 /** What the request handler needs. */
 export interface HttpApiContext {

@@ -26,7 +26,7 @@ import {
   type ProtocolError,
   type StreamPosition,
   type WebSocketMessage,
-} from '../protocol.js';
+} from '../protocol/messages.js';
 import { encodeTextFrame } from './frame.js';
 import {
   FrameCompressor,
@@ -34,17 +34,17 @@ import {
   type DeflateAgreement,
   type FrameCompressorOptions,
 } from './deflate.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
 import { TopicIndex } from './topic-index.js';
-import { encodeSequenced, type Broker, type SequencedMessage } from '../cluster/broker.js'; // broker seam
-import { InMemoryBroker } from '../cluster/memory-broker.js';
+import { encodeSequenced, type Broker, type SequencedMessage } from './broker.js'; // broker seam
+import { InMemoryBroker } from './memory-broker.js';
 import type { HistoryLookup, LogEntry } from './topic-log.js';
 import { WsTransport } from './transport.js';
-import { allowedTopics } from './access.js';
-import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
-import { RateLimiter, type RateLimiterOptions } from './limits.js';
+import { allowedTopics } from '../security/access.js';
+import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from '../security/auth.js';
+import { RateLimiter, type RateLimiterOptions } from '../security/limits.js';
 import type { Metrics } from './metrics.js';
 import {
   JsonBoundsError,
@@ -52,7 +52,7 @@ import {
   resolveJsonBounds,
   type JsonBounds,
   type JsonBoundsViolation,
-} from '../json-bounds.js';
+} from '../protocol/json-bounds.js';
 
 /** Where an input refused by the JSON bounds came in (the `path` label of `citypulse_inputs_rejected_total`). */
 export type InputPath = 'http' | 'ws' | 'library';

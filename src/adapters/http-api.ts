@@ -16,9 +16,15 @@ import { serveMetrics, type Metrics } from '../gateway/metrics.js';
 import { JsonBoundsError } from '../protocol/json-bounds.js';
 
 /** What the request handler needs. */
+/** What the HTTP API needs of the aggregator: injected, so the routes depend on five methods, not the class. */
+export type HttpApiAggregator = Pick<
+  DataAggregator,
+  'ingest' | 'isReady' | 'sourceStatus' | 'getSnapshot' | 'activeAlerts'
+>;
+
 export interface HttpApiContext {
   readonly service: WebSocketService;
-  readonly aggregator: DataAggregator;
+  readonly aggregator: HttpApiAggregator;
   /** Keys accepted by `Authorization: Bearer` on the write endpoints. Empty: writing is off. */
   readonly publishKeys: readonly string[];
   /** Largest accepted request body. */

@@ -38,6 +38,7 @@ import {
 import { sendError } from '../adapters/http-response.js';
 import { createReadAuthorizer, readGuard } from '../adapters/read-access.js';
 import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js';
+import { handleClusterHttp } from '../adapters/cluster-http.js';
 
 function destroyOnError(this: Duplex): void {
   this.destroy();
@@ -270,7 +271,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
   const http = createHttpServer(
     httpServerTimeouts(guardOptions),
     guardRequestListener((req, res) => {
-      if (cluster === null || !cluster.handleHttp(req, res, () => closing, guardReads))
+      if (cluster === null || !handleClusterHttp(cluster, req, res, () => closing, guardReads))
         handleRequest(req, res);
     }, report),
   );

@@ -18,6 +18,17 @@ export default tseslint.config(
       '@typescript-eslint/no-empty-object-type': ['error', { allowInterfaces: 'with-single-extends' }],
     },
   },
+  // Type-aware rules, over the sources: every switch over a union names every member (and ends in assertNever).
+  {
+    files: ['src/**/*.ts', 'web/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: false, requireDefaultForNonUnion: false },
+      ],
+    },
+  },
   // TypeScript checks names itself; no-undef only misfires on type-only names there.
   { files: ['**/*.ts'], rules: { 'no-undef': 'off' } },
 );

@@ -23,6 +23,7 @@ import {
 } from './panels.js';
 import type { FeedAlert } from './panels.js';
 import { RateMeter, StatusBar } from './status.js';
+import { assertNever } from '../src/protocol/index.js';
 
 const MAX_ALERTS = 60;
 
@@ -103,6 +104,8 @@ function render(panel: Panel, now: number): void {
     case 'summary':
       renderSummary();
       break;
+    default:
+      assertNever(panel);
   }
 }
 

@@ -17,6 +17,7 @@ import {
   severityColor,
   severityLabel,
 } from './format.js';
+import { assertNever } from '../src/protocol/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Weather
@@ -86,6 +87,8 @@ function skyIcon(sky: Sky, size: number): SVGSVGElement {
       for (const y of [18, 25, 32, 39])
         icon.append(svg('line', { class: 'sky-fog', x1: 8, y1: y, x2: 40, y2: y }));
       break;
+    default:
+      assertNever(sky);
   }
   return icon;
 }

@@ -17,14 +17,9 @@ import { createRequestHandler } from '../adapters/http-api.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { defaultWebRoot } from '../adapters/static-files.js';
 import { WebSocketService, type WebSocketServiceOptions } from '../gateway/websocket-service.js';
-import {
-  createAuthenticator,
-  createUpgradeGate,
-  redactToken,
-  rejectUpgrade,
-  selectSubprotocol,
-  type AuthenticatorOptions,
-} from '../security/auth.js';
+import { createAuthenticator, type AuthenticatorOptions } from '../security/auth.js';
+import { createUpgradeGate, rejectUpgrade } from '../security/upgrade-gate.js';
+import { redactToken, selectSubprotocol } from '../security/tokens.js';
 import { ConnectionLimiter } from '../security/limits.js';
 import { createMetrics, serveMetrics, type Metrics } from '../gateway/metrics.js';
 import {

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloseCode, ErrorCode, ServerMessageType, type ServerMessage } from '../../src/protocol/messages.js';
-import { BEARER_PROTOCOL_PREFIX, SUBPROTOCOL } from '../../src/security/auth.js';
+import { BEARER_PROTOCOL_PREFIX, SUBPROTOCOL } from '../../src/security/tokens.js';
 import { startServer } from '../helpers/servers.js';
 import type { TestClient } from '../helpers/test-client.js';
 import { SECRET, jwksOf, makeKey, mint } from '../security/tokens.js';

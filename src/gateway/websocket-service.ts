@@ -28,6 +28,7 @@ import {
 } from '../protocol/messages.js';
 import { encodeTextFrame } from './frame.js';
 import { ServerFrames, seqOf } from './frames.js';
+import { Heartbeat } from './heartbeat.js';
 import {
   DEFAULTS,
   type InputPath,
@@ -93,7 +94,8 @@ export class WebSocketService {
   readonly #compressor: FrameCompressor | null;
   /** Agreements made in the handshake's `'headers'` event, read back in `'connection'` (same request). */
   readonly #agreements = new WeakMap<IncomingMessage, DeflateAgreement>();
-  #heartbeatInterval: NodeJS.Timeout | null = null;
+  /** Pings every session and terminates the silent ones. */
+  readonly #heartbeat: Heartbeat<ClientSession>;
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
   readonly #conflatable = new WeakMap<Buffer, string>();
@@ -165,6 +167,14 @@ export class WebSocketService {
       broadcast: (json) => {
         if (this.#state === 'running') this.#broadcastLocal(json);
       },
+    });
+    this.#heartbeat = new Heartbeat<ClientSession>({
+      intervalMs: this.#heartbeatIntervalMs,
+      timeoutMs: this.#heartbeatTimeoutMs,
+      now: this.#now,
+      peers: () => this.#sessions,
+      ping: (session) => session.transport.ping(),
+      onExpired: (session, silentMs) => this.#onHeartbeatExpired(session, silentMs),
     });
     this.#outbound = new OutboundScheduler<ClientSession>({
       highWaterBytes: options.highWaterBytes,
@@ -453,27 +463,16 @@ export class WebSocketService {
   private initialize(): void {
     this.#wss.on('connection', this.#onConnection);
     if (this.#compressor !== null) this.#wss.on('headers', this.#onHeaders);
-    this.startHeartbeat();
+    this.#heartbeat.start();
   }
 
-  private startHeartbeat(): void {
-    this.#heartbeatInterval = setInterval(() => this.#heartbeat(), this.#heartbeatIntervalMs);
-    this.#heartbeatInterval.unref();
-  }
-
-  #heartbeat(): void {
-    const now = this.#now();
-    for (const session of this.#sessions) {
-      if (now - session.lastSeenAt >= this.#heartbeatTimeoutMs) {
-        this.#counters.heartbeatTerminations++;
-        this.#metrics?.heartbeatTerminated();
-        this.#logger.info({ clientId: session.id, silentMs: now - session.lastSeenAt }, 'heartbeat timeout');
-        session.transport.terminate();
-        this.#teardown(session, 'heartbeat timeout');
-      } else {
-        session.transport.ping();
-      }
-    }
+  /** A session silent past the heartbeat timeout: terminated (a dead peer never finishes a closing handshake). */
+  #onHeartbeatExpired(session: ClientSession, silentMs: number): void {
+    this.#counters.heartbeatTerminations++;
+    this.#metrics?.heartbeatTerminated();
+    this.#logger.info({ clientId: session.id, silentMs }, 'heartbeat timeout');
+    session.transport.terminate();
+    this.#teardown(session, 'heartbeat timeout');
   }
 
   async #shutdown(drainMs: number): Promise<void> {
@@ -482,8 +481,7 @@ export class WebSocketService {
     this.#unsynced.clear();
     this.#wss.off('connection', this.#onConnection);
     this.#wss.off('headers', this.#onHeaders);
-    if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
-    this.#heartbeatInterval = null;
+    this.#heartbeat.stop();
     const sessions = [...this.#sessions];
     const allGone = new Promise<'gone'>((resolve) => {
       this.#onAllClosed = () => resolve('gone');

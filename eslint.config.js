@@ -18,6 +18,24 @@ export default tseslint.config(
       '@typescript-eslint/no-empty-object-type': ['error', { allowInterfaces: 'with-single-extends' }],
     },
   },
+  // Type-aware rules, over the sources: every switch over a union names every member (and ends in assertNever).
+  {
+    files: ['src/**/*.ts', 'web/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: false, requireDefaultForNonUnion: false },
+      ],
+    },
+  },
+  // One concern per file: no source file over 600 lines (docs/architecture.md). The files listed below are still
+  // over and are the next to split; the list only shrinks.
+  { files: ['src/**/*.ts'], rules: { 'max-lines': ['error', { max: 600 }] } },
+  {
+    files: ['src/gateway/websocket-service.ts', 'src/client/client.ts', 'src/cluster/redis-broker.ts'],
+    rules: { 'max-lines': 'off' },
+  },
   // TypeScript checks names itself; no-undef only misfires on type-only names there.
   { files: ['**/*.ts'], rules: { 'no-undef': 'off' } },
 );

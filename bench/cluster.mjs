@@ -6,7 +6,7 @@
 //
 // Usage: node --import tsx bench/cluster.mjs [--clients 300] [--seconds 5] [--concurrency 16] [--rate <publishes/s>]
 //        [--redis redis://127.0.0.1:6379]   (--rate 0, the default, is a closed loop: publish as fast as answered)
-// Nodes run as separate processes (`src/cli.ts serve`); keys live under a random prefix, deleted at the end.
+// Nodes run as separate processes (`src/app/cli.ts serve`); keys live under a random prefix, deleted at the end.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,7 @@ import { WebSocket } from 'ws';
 import { summarize, fmt } from './lib/stats.mjs';
 import { LiteClient } from './lib/lite-client.mjs';
 import { RedisBroker } from '../src/cluster/redis-broker.ts';
-import { InMemoryBroker } from '../src/cluster/memory-broker.ts';
+import { InMemoryBroker } from '../src/gateway/memory-broker.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +43,7 @@ function startNode(args) {
     [
       '--import',
       'tsx',
-      'src/cli.ts',
+      'src/app/cli.ts',
       'serve',
       '--port',
       '0',

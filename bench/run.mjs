@@ -116,7 +116,7 @@ const list = (value, fallback) =>
     .map((s) => s.trim())
     .filter(Boolean);
 const nums = (value, fallback) => list(value, fallback).map(Number);
-const citypulseAvailable = existsSync(join(root, 'src/server/create-server.ts'));
+const citypulseAvailable = existsSync(join(root, 'src/app/create-server.ts'));
 const config = {
   scenarios: list(flags.scenario, 'A,B,C,D').map((s) => s.toUpperCase()),
   peers: list(flags.peers, `naive,careful,socketio,coalesce${citypulseAvailable ? ',citypulse' : ''}`),

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 const OUTPUTS = [
   'dist/index.js',
   'dist/index.d.ts',
-  'dist/cli.js',
+  'dist/app/cli.js',
   'dist/client/index.js',
   'dist/web/app.js',
   'dist/web/index.html',

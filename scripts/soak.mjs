@@ -43,8 +43,8 @@ else await runSoak();
 
 /** @param {boolean} useDist */
 async function runServer(useDist) {
-  const modulePath = useDist ? '../dist/server/create-server.js' : '../src/server/create-server.ts';
-  /** @type {typeof import('../src/server/create-server.ts')} */
+  const modulePath = useDist ? '../dist/app/create-server.js' : '../src/app/create-server.ts';
+  /** @type {typeof import('../src/app/create-server.ts')} */
   const { createServer } = await import(modulePath);
   const server = await createServer({
     port: 0,

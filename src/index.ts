@@ -3,18 +3,18 @@
  *
  * @module
  */
-export * from './protocol.js';
-export * from './topics.js';
-export { WebSocketService } from './server/websocket-service.js';
+export * from './protocol/index.js';
+export * from './protocol/topics.js';
+export { WebSocketService } from './gateway/websocket-service.js';
 export type {
   WebSocketServiceOptions,
   ServiceCounters,
   SnapshotProvider,
-} from './server/websocket-service.js';
-export { createServer } from './server/create-server.js';
-export type { CityPulseServer, CityPulseServerOptions } from './server/create-server.js';
-export { createLogger, silentLogger } from './server/logger.js';
-export type { Logger, LogLevel } from './server/logger.js';
+} from './gateway/websocket-service.js';
+export { createServer } from './app/create-server.js';
+export type { CityPulseServer, CityPulseServerOptions } from './app/create-server.js';
+export { createLogger, silentLogger } from './shared/logger.js';
+export type { Logger, LogLevel } from './shared/logger.js';
 export { DataAggregator } from './aggregator/data-aggregator.js';
 export type {
   DataAggregatorOptions,
@@ -37,7 +37,7 @@ export { createHttpPollSource } from './aggregator/sources/http-poll.js';
 export { createMqttSource } from './aggregator/sources/mqtt.js';
 export { PARSER_FORMATS, createParser } from './aggregator/parsers/index.js';
 export { applyFrame, fromSnapshot, toTopicState } from './aggregator/fold.js';
-export { createAuthenticator } from './server/auth.js';
-export type { AuthenticatorOptions, Principal } from './server/auth.js';
-export { createMetrics } from './server/metrics.js';
-export type { Metrics } from './server/metrics.js';
+export { createAuthenticator } from './security/auth.js';
+export type { AuthenticatorOptions, Principal } from './security/auth.js';
+export { createMetrics } from './gateway/metrics.js';
+export type { Metrics } from './gateway/metrics.js';

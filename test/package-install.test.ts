@@ -177,7 +177,7 @@ test(
   'npm pack of both packages: tarballs that install and import in fresh projects',
   { timeout: 600_000 },
   async (t) => {
-    for (const built of ['dist/index.js', 'dist/cli.js', 'packages/client/dist/index.js']) {
+    for (const built of ['dist/index.js', 'dist/app/cli.js', 'packages/client/dist/index.js']) {
       assert.ok(existsSync(join(ROOT, built)), `${built} is missing: run \`npm run build\` first`);
     }
     const rootPkg = readJson<PackageJson>(join(ROOT, 'package.json'));
@@ -200,7 +200,7 @@ test(
         'README.md',
         'LICENSE',
         'dist/index.js',
-        'dist/cli.js',
+        'dist/app/cli.js',
         'dist/client/index.js',
         'dist/web/index.html',
       ]) {
@@ -383,7 +383,7 @@ test('prepare (git installs) builds only when a build output is missing, and nev
   const outputs = [
     'dist/index.js',
     'dist/index.d.ts',
-    'dist/cli.js',
+    'dist/app/cli.js',
     'dist/client/index.js',
     'dist/web/app.js',
     'dist/web/index.html',

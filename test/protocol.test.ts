@@ -8,7 +8,7 @@ import {
   parseClientMessage,
   parseResumeQuery,
   parseServerMessage,
-} from '../src/protocol.js';
+} from '../src/protocol/messages.js';
 
 const VALID: [string, unknown][] = [
   ['{"type":"subscribe","topics":["weather"]}', { type: 'subscribe', topics: ['weather'] }],

@@ -7,8 +7,8 @@
  */
 import { createClient } from '../src/client/index.js';
 import type { ConnectionState } from '../src/client/index.js';
-import { DEFAULT_TOPICS, WS_PATH } from '../src/protocol.js';
-import type { Accident, AirQualityStation, Camera, WeatherReading } from '../src/topics.js';
+import { DEFAULT_TOPICS, WS_PATH } from '../src/protocol/messages.js';
+import type { Accident, AirQualityStation, Camera, WeatherReading } from '../src/protocol/topics.js';
 import { byTestId } from './dom.js';
 import { AQI_COLOR, AQI_LABEL, formatClock, severityColor } from './format.js';
 import { CityMap } from './map.js';
@@ -23,6 +23,7 @@ import {
 } from './panels.js';
 import type { FeedAlert } from './panels.js';
 import { RateMeter, StatusBar } from './status.js';
+import { assertNever } from '../src/protocol/index.js';
 
 const MAX_ALERTS = 60;
 
@@ -103,6 +104,8 @@ function render(panel: Panel, now: number): void {
     case 'summary':
       renderSummary();
       break;
+    default:
+      assertNever(panel);
   }
 }
 

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { AqiCategory } from '../src/topics.js';
+import type { AqiCategory } from '../src/protocol/topics.js';
 
 /** `0.4s`, `12s`, `3m 05s`, `2h 10m`. */
 export function formatAge(ms: number): string {

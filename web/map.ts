@@ -6,6 +6,7 @@
  * @module
  */
 import { svg } from './dom.js';
+import { assertNever } from '../src/protocol/index.js';
 
 /** Kinds of markers, each with its own shape. */
 export type MarkerKind = 'camera' | 'accident' | 'air' | 'weather';
@@ -309,6 +310,8 @@ export class CityMap {
           svg('text', { y: 4, class: 'marker-temp' }, marker.label ?? ''),
         );
         break;
+      default:
+        assertNever(marker.kind);
     }
     return g;
   }

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Accident, AirQualityStation, AqiCategory, WeatherReading } from '../src/topics.js';
-import { aqiCategory } from '../src/topics.js';
+import type { Accident, AirQualityStation, AqiCategory, WeatherReading } from '../src/protocol/topics.js';
+import { aqiCategory } from '../src/protocol/topics.js';
 import type { AlertView } from '../src/protocol/payloads.js';
 import { h, svg } from './dom.js';
 import {
@@ -18,6 +18,7 @@ import {
   severityColor,
   severityLabel,
 } from './format.js';
+import { assertNever } from '../src/protocol/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Weather
@@ -87,6 +88,8 @@ function skyIcon(sky: Sky, size: number): SVGSVGElement {
       for (const y of [18, 25, 32, 39])
         icon.append(svg('line', { class: 'sky-fog', x1: 8, y1: y, x2: 40, y2: y }));
       break;
+    default:
+      assertNever(sky);
   }
   return icon;
 }

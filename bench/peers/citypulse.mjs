@@ -7,8 +7,8 @@ import { runPeer } from './harness.mjs';
 // CITYPULSE_ROOT points at another checkout (a branch, a prototype) to compare it with this one in the same run.
 const root =
   process.env.CITYPULSE_ROOT ?? join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
-const { createServer } = await import(pathToFileURL(join(root, 'src/server/create-server.ts')).href);
-const { silentLogger } = await import(pathToFileURL(join(root, 'src/server/logger.ts')).href);
+const { createServer } = await import(pathToFileURL(join(root, 'src/app/create-server.ts')).href);
+const { silentLogger } = await import(pathToFileURL(join(root, 'src/shared/logger.ts')).href);
 
 await runPeer(async ({ port }) => {
   // CITYPULSE_OPTIONS: JSON merged into the createServer options (e.g. {"highWaterBytes":131072}).

@@ -23,7 +23,7 @@ import type {
   CityAlert,
   EntityBase,
   Severity,
-} from '../topics.js';
+} from '../protocol/topics.js';
 import type { ExternalAlert, ExternalAlertSeverity } from './source.js';
 
 /** Names of the built-in rules (the `rule` field of their alerts). */

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { aqiCategory } from '../topics.js';
-import type { AqiCategory } from '../topics.js';
+import { aqiCategory } from '../protocol/topics.js';
+import type { AqiCategory } from '../protocol/topics.js';
 
 /** One row of a breakpoint table: concentrations `cLow..cHigh` map linearly onto AQI `iLow..iHigh`. */
 interface Breakpoint {

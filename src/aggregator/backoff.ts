@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { backoffCeiling, resolveBackoff } from '../client/backoff.js';
+import { backoffCeiling, resolveBackoff } from '../shared/backoff.js';
 
 /** Backoff settings (the client SDK's, every field optional; defaults below). */
 export interface BackoffOptions {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isRecord } from './json.js';
+import { isRecord } from '../shared/json.js';
 
 /** A configuration value is invalid. `field` is its path, e.g. `sources[2].url`. */
 export class ConfigError extends Error {

@@ -9,14 +9,14 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { checkJsonBounds } from '../json-bounds.js';
-import { assertNever } from '../protocol.js';
-import type { Severity } from '../topics.js';
-import { AQI_CATEGORIES } from '../topics.js';
+import { checkJsonBounds } from '../protocol/json-bounds.js';
+import { assertNever } from '../protocol/messages.js';
+import type { Severity } from '../protocol/topics.js';
+import { AQI_CATEGORIES } from '../protocol/topics.js';
 import type { AlertRulesOptions } from './alerts.js';
 import type { BackoffOptions } from './backoff.js';
 import { ConfigError, OptionReader } from './config-reader.js';
-import { isRecord } from './json.js';
+import { isRecord } from '../shared/json.js';
 import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
 import { CITIES } from './cities.js';

@@ -1,8 +1,8 @@
 /**
- * The data aggregator: runs the sources, validates what they report, keeps each topic's live state as a keyed
- * collection of entities and publishes the changes.
+ * The data aggregator: validates what the sources report, keeps each topic's live state as a keyed collection of
+ * entities and publishes the changes. Running the sources (start, stop, their status) is `source-runner.ts`.
  *
- * Guarantees (the client-side convergence contract of `src/topics.ts`):
+ * Guarantees (the client-side convergence contract of `src/protocol/topics.ts`):
  * - an UPDATE `{ upserts, removes }` is published only when the state changed, and carries exactly the change;
  * - a topic's snapshot `{ entities, seq, epoch }` reflects every message up to `seq` and none after, so a snapshot
  *   followed by every later UPDATE (see `fold.ts`) reproduces the state;
@@ -11,17 +11,18 @@
  *
  * @module
  */
-import { DEFAULT_TOPICS } from '../protocol.js';
-import type { StreamPosition, WebSocketMessage } from '../protocol.js';
-import { silentLogger } from '../server/logger.js';
-import type { Logger } from '../server/logger.js';
-import type { CityAlert, EntityBase, EntityChange, TopicState } from '../topics.js';
+import { DEFAULT_TOPICS } from '../protocol/messages.js';
+import type { StreamPosition, WebSocketMessage } from '../protocol/messages.js';
+import { silentLogger } from '../shared/logger.js';
+import type { Logger } from '../shared/logger.js';
+import type { CityAlert, EntityBase, EntityChange, TopicState } from '../protocol/topics.js';
 import { AlertEngine } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';
 import { validateEntity } from './schema.js';
 import { parseUpdate } from '../protocol/state-model.js';
-import type { Source, SourceBatch, SourceContext, SourceStatus } from './source.js';
+import type { Source, SourceBatch, SourceStatus } from './source.js';
+import { INGEST_SOURCE, SourceRunner, errorText, type SourceRecord } from './source-runner.js';
 
 /** What the aggregator publishes through (`WebSocketService` implements it). */
 export interface TopicPublisher {
@@ -56,8 +57,7 @@ export const DEFAULT_TTL_MS: Readonly<Record<string, number>> = {
 /** TTL of topics outside {@link DEFAULT_TTL_MS}. */
 export const FALLBACK_TTL_MS = 30 * 60_000;
 
-/** Name under which `ingest()` entities are attributed and counted. */
-export const INGEST_SOURCE = 'ingest';
+export { INGEST_SOURCE };
 
 /** Options of {@link DataAggregator}. */
 export interface DataAggregatorOptions {
@@ -109,34 +109,16 @@ interface TopicSlot {
   view: TopicState | null;
 }
 
-/** Mutable per-source bookkeeping behind {@link SourceStatus}. */
-interface SourceRecord {
-  readonly name: string;
-  readonly kind: string;
-  readonly source: Source | null;
-  state: SourceStatus['state'];
-  lastSuccessAt: number | null;
-  lastError: string | null;
-  lastErrorAt: number | null;
-  readings: number;
-  rejected: number;
-  /** False once the aggregator stopped it: later calls from the source are ignored. */
-  live: boolean;
-}
-
 interface PendingChange {
   readonly upserts: Map<string, EntityBase>;
   readonly removes: Set<string>;
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Keeps the live state of every topic and publishes its changes. */
 export class DataAggregator {
   private readonly slots = new Map<string, TopicSlot>();
-  private readonly records = new Map<string, SourceRecord>();
+  /** Runs the sources; their batches come back to `handleBatch`. */
+  private readonly runner: SourceRunner;
   private readonly now: () => number;
   private readonly logger: Logger;
   private readonly sweepIntervalMs: number;
@@ -167,14 +149,12 @@ export class DataAggregator {
         view: null,
       });
     }
-    for (const source of options.sources ?? []) {
-      if (this.records.has(source.name)) throw new Error(`duplicate source name "${source.name}"`);
-      for (const topic of source.topics) {
-        if (!this.slots.has(topic))
-          throw new Error(`source "${source.name}" reports unknown topic "${topic}"`);
-      }
-      this.records.set(source.name, this.newRecord(source.name, source.kind, source));
-    }
+    this.runner = new SourceRunner(options.sources ?? [], {
+      now: this.now,
+      logger: this.logger,
+      hasTopic: (topic) => this.slots.has(topic),
+      onBatch: (record, batch) => this.handleBatch(record, batch),
+    });
   }
 
   /** The topics served, in order. */
@@ -239,18 +219,7 @@ export class DataAggregator {
     if (this.state !== 'idle') return;
     this.state = 'starting';
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepIntervalMs);
-    await Promise.all(
-      [...this.records.values()].map(async (record) => {
-        if (record.source === null) return;
-        record.live = true;
-        record.state = 'running';
-        try {
-          await record.source.start(this.contextFor(record));
-        } catch (error) {
-          this.recordError(record, error);
-        }
-      }),
-    );
+    await this.runner.start();
     if (this.state === 'starting') this.state = 'running';
   }
 
@@ -261,18 +230,7 @@ export class DataAggregator {
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     this.stopping = (async () => {
-      await Promise.all(
-        [...this.records.values()].map(async (record) => {
-          record.live = false;
-          record.state = 'stopped';
-          if (record.source === null) return;
-          try {
-            await record.source.stop();
-          } catch (error) {
-            this.logger.warn({ source: record.name, err: errorText(error) }, 'source failed to stop cleanly');
-          }
-        }),
-      );
+      await this.runner.stop();
       this.state = 'stopped';
     })();
     return this.stopping;
@@ -285,17 +243,7 @@ export class DataAggregator {
 
   /** Health of every source (and of `ingest` once it was used). */
   sourceStatus(): SourceStatus[] {
-    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
-    return [...this.records.values()].map((r) => ({
-      name: r.name,
-      kind: r.kind,
-      state: r.state,
-      lastSuccessAt: iso(r.lastSuccessAt),
-      lastError: r.lastError,
-      lastErrorAt: iso(r.lastErrorAt),
-      readings: r.readings,
-      rejected: r.rejected,
-    }));
+    return this.runner.status();
   }
 
   /**
@@ -316,7 +264,7 @@ export class DataAggregator {
       const result = validateEntity(topic, raw, { source: INGEST_SOURCE, now });
       if (!result.ok) {
         const field = result.field === '' ? `entities[${i}]` : `entities[${i}].${result.field}`;
-        this.ingestRecord().rejected += 1;
+        this.runner.ingestRecord().rejected += 1;
         return { ok: false, error: `${field}: ${result.error}`, field };
       }
       valid.push(result.entity);
@@ -326,7 +274,7 @@ export class DataAggregator {
         return { ok: false, error: `removes[${i}]: must be a non-empty string`, field: `removes[${i}]` };
       }
     }
-    const record = this.ingestRecord();
+    const record = this.runner.ingestRecord();
     record.readings += valid.length;
     record.lastSuccessAt = now;
     this.apply(slot, valid, removes, now);
@@ -412,69 +360,6 @@ export class DataAggregator {
   // ---------------------------------------------------------------------------------------------------------
   // Internals
   // ---------------------------------------------------------------------------------------------------------
-
-  private newRecord(name: string, kind: string, source: Source | null): SourceRecord {
-    return {
-      name,
-      kind,
-      source,
-      state: 'idle',
-      lastSuccessAt: null,
-      lastError: null,
-      lastErrorAt: null,
-      readings: 0,
-      rejected: 0,
-      live: false,
-    };
-  }
-
-  private ingestRecord(): SourceRecord {
-    let record = this.records.get(INGEST_SOURCE);
-    if (record === undefined) {
-      record = this.newRecord(INGEST_SOURCE, 'ingest', null);
-      record.state = 'running';
-      this.records.set(INGEST_SOURCE, record);
-    }
-    return record;
-  }
-
-  private contextFor(record: SourceRecord): SourceContext {
-    const logger = this.logger.child({ source: record.name });
-    return {
-      emit: (batch) => {
-        if (!record.live) return;
-        try {
-          this.handleBatch(record, batch);
-        } catch (error) {
-          // A bug here must not take the source down with it.
-          this.logger.error({ source: record.name, err: errorText(error) }, 'failed to apply a batch');
-        }
-      },
-      reportError: (error) => {
-        if (!record.live) return;
-        this.recordError(record, error);
-      },
-      reject: (reason) => {
-        if (!record.live) return;
-        record.rejected += 1;
-        this.logger.warn({ source: record.name, error: reason }, 'reading rejected');
-      },
-      reportSuccess: () => {
-        if (!record.live) return;
-        record.state = 'running';
-        record.lastSuccessAt = this.now();
-      },
-      now: this.now,
-      logger,
-    };
-  }
-
-  private recordError(record: SourceRecord, error: unknown): void {
-    record.state = 'failing';
-    record.lastError = errorText(error);
-    record.lastErrorAt = this.now();
-    this.logger.warn({ source: record.name, err: record.lastError }, 'source failed');
-  }
 
   private handleBatch(record: SourceRecord, batch: SourceBatch): void {
     const now = this.now();

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { EntityBase, TopicState } from '../topics.js';
+import type { EntityBase, TopicState } from '../protocol/topics.js';
 import { applyChange, isChangeShaped, parseUpdate } from '../protocol/state-model.js';
 
 /** A client's copy of one topic. */

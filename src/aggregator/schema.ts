@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { aqiCategory } from '../topics.js';
+import { aqiCategory } from '../protocol/topics.js';
 import { stationAqi } from './aqi.js';
-import { isRecord } from './json.js';
+import { isRecord } from '../shared/json.js';
 import { validatorFor, type ValidationResult } from '../protocol/state-model.js';
 
 // The per-topic validity is the protocol layer's (one rule for every implementation); the aggregator adds defaults.

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Accident, AirQualityStation, Camera, Severity, WeatherReading } from '../topics.js';
+import type { Accident, AirQualityStation, Camera, Severity, WeatherReading } from '../protocol/topics.js';
 import { stationAqi } from './aqi.js';
 import { AMSTERDAM, CITIES } from './cities.js';
 import type { SimulatedCity } from './cities.js';

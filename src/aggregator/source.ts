@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../shared/logger.js';
 
 /** One batch of readings a source reports for one topic. Entities are unvalidated until the aggregator checks them. */
 export interface SourceBatch {

@@ -24,7 +24,7 @@ import {
   isRetryableClose,
   parseServerMessage,
   CloseCode,
-} from '../protocol.js';
+} from '../protocol/messages.js';
 import type {
   AlertMessage,
   ClientMessage,
@@ -34,10 +34,10 @@ import type {
   SnapshotMessage,
   StreamPosition,
   UpdateMessage,
-} from '../protocol.js';
-import type { EntityBase, EntityChange, TopicEntityMap } from '../topics.js';
-import { backoffDelay, resolveBackoff } from './backoff.js';
-import type { BackoffOptions } from './backoff.js';
+} from '../protocol/messages.js';
+import type { EntityBase, EntityChange, TopicEntityMap } from '../protocol/topics.js';
+import { backoffDelay, resolveBackoff } from '../shared/backoff.js';
+import type { BackoffOptions } from '../shared/backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientError, ClientErrorCode } from './errors.js';
 import { TopicStore, toEntityChange, toSnapshotContent } from './topic-store.js';

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { ErrorCode } from '../protocol.js';
+import type { ErrorCode } from '../protocol/messages.js';
 
 /** Codes of {@link ClientError}. */
 export enum ClientErrorCode {

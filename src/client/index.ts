@@ -23,8 +23,8 @@ export type {
   TopicHandler,
   UpdateEvent,
 } from './client.js';
-export { DEFAULT_BACKOFF, backoffCeiling, backoffDelay, resolveBackoff } from './backoff.js';
-export type { BackoffOptions } from './backoff.js';
+export { DEFAULT_BACKOFF, backoffCeiling, backoffDelay, resolveBackoff } from '../shared/backoff.js';
+export type { BackoffOptions } from '../shared/backoff.js';
 export { ClientError, ClientErrorCode } from './errors.js';
 export type { ClientErrorDetails } from './errors.js';
 export { MAX_HELD_FRAMES, TopicStore, toEntityChange, toSnapshotContent } from './topic-store.js';
@@ -37,7 +37,7 @@ export type {
   WebSocketConstructorLike,
   WebSocketLike,
 } from './transport.js';
-export { CloseCode, ErrorCode, ServerMessageType, isRetryableClose } from '../protocol.js';
+export { CloseCode, ErrorCode, ServerMessageType, isRetryableClose } from '../protocol/messages.js';
 export type {
   AlertMessage,
   ConnectedMessage,
@@ -46,8 +46,8 @@ export type {
   SnapshotMessage,
   StreamPosition,
   UpdateMessage,
-} from '../protocol.js';
-export { aqiCategory } from '../topics.js';
+} from '../protocol/messages.js';
+export { aqiCategory } from '../protocol/topics.js';
 export type {
   Accident,
   AirQualityStation,
@@ -59,4 +59,4 @@ export type {
   GeoPoint,
   TopicEntityMap,
   WeatherReading,
-} from '../topics.js';
+} from '../protocol/topics.js';

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { StreamPosition } from '../protocol.js';
-import type { EntityBase, EntityChange } from '../topics.js';
+import type { StreamPosition } from '../protocol/messages.js';
+import type { EntityBase, EntityChange } from '../protocol/topics.js';
 import { applyChange, isChangeShaped, isEntityId, parseUpdate } from '../protocol/state-model.js';
 
 /** What happened to one sequenced frame. */

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { formatResumeQuery } from '../protocol.js';
-import type { StreamPosition } from '../protocol.js';
+import { formatResumeQuery } from '../protocol/messages.js';
+import type { StreamPosition } from '../protocol/messages.js';
 
 /** `readyState` of an open socket (same value in the WHATWG API and in `ws`). */
 export const SOCKET_OPEN = 1;

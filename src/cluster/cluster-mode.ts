@@ -1,17 +1,15 @@
 /**
  * Cluster mode of `createServer` (`--redis`): the Redis broker, the source leases, snapshots read from Redis, node
- * stats shared through Redis, the cluster-aware HTTP endpoints, and the reconciliation a source-leading node runs
+ * stats shared through Redis, what the cluster-aware HTTP endpoints report (answered by `adapters/cluster-http.ts`), and
+ * the reconciliation a source-leading node runs
  * when Redis comes back.
  *
  * @module
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DataAggregator } from '../aggregator/data-aggregator.js';
-import type { Source } from '../aggregator/source.js';
-import { silentLogger, type Logger } from '../server/logger.js';
-import { parseRequestTarget } from '../server/http-guard.js';
-import { pickTopics, type ReadGuard } from '../server/read-access.js';
-import type { WebSocketService } from '../server/websocket-service.js';
+import type { Source, SourceStatus } from '../aggregator/source.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { WebSocketService } from '../gateway/websocket-service.js';
 import { settleWithin } from './deadline.js';
 import type { Lease } from './lease.js';
 import { leasedSource } from './leased-source.js';
@@ -47,6 +45,17 @@ export interface NodeStats {
   readonly published: number;
   readonly framesOut: number;
   readonly at: number;
+}
+
+/** What `GET /readyz` reports in cluster mode ({@link ClusterMode.readiness}). */
+export interface ClusterReadiness {
+  readonly ready: boolean;
+  /** Why not ready; absent when ready. */
+  readonly reason?: string;
+  readonly nodeId: string;
+  readonly redis: RedisBrokerState;
+  readonly leading: string[];
+  readonly sources: SourceStatus[];
 }
 
 /** The running cluster side of one node. */
@@ -224,80 +233,31 @@ export class ClusterMode {
   }
 
   /**
-   * Answers the endpoints cluster mode changes: `GET /readyz` (not ready while Redis is down),
-   * `GET /api/stats?scope=cluster`, `GET /api/snapshot` (the shared state). Returns false for anything else
-   * (an unparsable target included). The two reads pass `authorizeRead` first: refused requests are answered
-   * there, the others see only the topics it allows.
+   * Whether this node is ready, and what `GET /readyz` reports about it: not ready while closing, while Redis is
+   * not ready, or before the sources started. The HTTP adapter (`adapters/cluster-http.ts`) answers with it.
    */
-  handleHttp(
-    req: IncomingMessage,
-    res: ServerResponse,
-    isClosing: () => boolean,
-    authorizeRead: ReadGuard,
-  ): boolean {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    const url = parseRequestTarget(req.url);
-    if (url === null) return false;
-    const send = (status: number, body: unknown): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'content-length': Buffer.byteLength(text),
-        'cache-control': 'no-store',
-      });
-      res.end(text);
+  readiness(closing: boolean): ClusterReadiness {
+    const redis = this.broker.state;
+    const reason = closing
+      ? 'shutting down'
+      : redis !== 'ready'
+        ? REDIS_NOT_READY[redis]
+        : (this.#aggregator?.isReady() ?? false)
+          ? null
+          : 'sources not started';
+    return {
+      ready: reason === null,
+      ...(reason === null ? {} : { reason }),
+      nodeId: this.nodeId,
+      redis,
+      leading: this.leadingSources(),
+      sources: this.#aggregator?.sourceStatus() ?? [],
     };
-    const unavailable = (): void =>
-      send(503, { error: { code: 'REDIS_UNAVAILABLE', message: 'the cluster store is unreachable' } });
-    switch (url.pathname) {
-      case '/readyz': {
-        const redis = this.broker.state;
-        const reason = isClosing()
-          ? 'shutting down'
-          : redis !== 'ready'
-            ? REDIS_NOT_READY[redis]
-            : (this.#aggregator?.isReady() ?? false)
-              ? null
-              : 'sources not started';
-        const ready = reason === null;
-        send(ready ? 200 : 503, {
-          ready,
-          ...(reason === null ? {} : { reason }),
-          nodeId: this.nodeId,
-          redis,
-          leading: this.leadingSources(),
-          sources: this.#aggregator?.sourceStatus() ?? [],
-        });
-        return true;
-      }
-      case '/api/stats':
-        if (url.searchParams.get('scope') !== 'cluster') return false;
-        void authorizeRead(req, res)
-          .then(async (permission) => {
-            if (permission === null) return;
-            await this.clusterStats().then((stats) => {
-              const perNode = stats.perNode.map((node) => ({
-                ...node,
-                topics: pickTopics(node.topics, permission),
-              }));
-              send(200, { ...stats, topics: pickTopics(stats.topics, permission), perNode });
-            }, unavailable);
-          })
-          .catch(() => res.destroy());
-        return true;
-      case '/api/snapshot':
-        void authorizeRead(req, res)
-          .then(async (permission) => {
-            if (permission === null) return;
-            await this.broker
-              .snapshot(this.#service?.topics ?? [])
-              .then((snapshot) => send(200, pickTopics(snapshot, permission)), unavailable);
-          })
-          .catch(() => res.destroy());
-        return true;
-      default:
-        return false;
-    }
+  }
+
+  /** The shared state of every topic this node serves, read from Redis (rejects when Redis does not answer). */
+  sharedSnapshot(): ReturnType<RedisBroker['snapshot']> {
+    return this.broker.snapshot(this.#service?.topics ?? []);
   }
 
   /**

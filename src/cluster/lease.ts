@@ -14,7 +14,7 @@
  * @module
  */
 import type { Redis } from 'ioredis';
-import { silentLogger, type Logger } from '../server/logger.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import { settleWithin } from './deadline.js';
 import { RELEASE_LEASE, RENEW_LEASE, runScript } from './redis-scripts.js';
 

@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Source, SourceContext } from '../aggregator/source.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../shared/logger.js';
 import { Lease } from './lease.js';
 
 /** Options of {@link leasedSource}. */

@@ -28,12 +28,12 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { StreamPosition } from '../protocol.js';
-import type { EntityChange } from '../topics.js';
+import type { StreamPosition } from '../protocol/messages.js';
+import type { EntityChange } from '../protocol/topics.js';
 import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
-import type { HistoryLookup, LogEntry } from '../server/topic-log.js';
-import { silentLogger, type Logger } from '../server/logger.js';
-import type { Broker, BrokerHost, SequencedMessage } from './broker.js';
+import type { HistoryLookup, LogEntry } from '../gateway/topic-log.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { Broker, BrokerHost, SequencedMessage } from '../gateway/broker.js';
 import { isTimeout, settleWithin, withDeadline } from './deadline.js';
 import { HISTORY, PUBLISH, SNAPSHOT, runScript } from './redis-scripts.js';
 

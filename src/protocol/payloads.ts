@@ -15,7 +15,7 @@ import type {
   EntityChange,
   TopicEntityMap,
   TopicState,
-} from '../topics.js';
+} from './topics.js';
 
 /** The entity type of topic `T`: the city topics' own, {@link EntityBase} for any other topic. */
 export type EntityOf<T extends string> = T extends keyof TopicEntityMap ? TopicEntityMap[T] : EntityBase;

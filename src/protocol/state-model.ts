@@ -17,9 +17,9 @@
  *
  * @module
  */
-import { AQI_CATEGORIES, aqiCategory } from '../topics.js';
-import type { AqiCategory, EntityBase, EntityChange } from '../topics.js';
-import { checkJsonBounds } from '../json-bounds.js';
+import { AQI_CATEGORIES, aqiCategory } from './topics.js';
+import type { AqiCategory, EntityBase, EntityChange } from './topics.js';
+import { checkJsonBounds } from './json-bounds.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -130,7 +130,7 @@ function check(value: unknown, body: (obj: Fields) => void): ValidationResult {
   }
 }
 
-/** `cameras`: see {@link import('../topics.js').Camera}. */
+/** `cameras`: see {@link import('./topics.js').Camera}. */
 export const validateCamera: EntityValidator = (value) =>
   check(value, (obj) => {
     text(obj, 'name');
@@ -150,7 +150,7 @@ export const validateCamera: EntityValidator = (value) =>
     text(obj, 'area', true);
   });
 
-/** `weather`: see {@link import('../topics.js').WeatherReading}. */
+/** `weather`: see {@link import('./topics.js').WeatherReading}. */
 export const validateWeather: EntityValidator = (value) =>
   check(value, (obj) => {
     text(obj, 'name');
@@ -164,7 +164,7 @@ export const validateWeather: EntityValidator = (value) =>
     num(obj, 'weatherCode', 0, 99, { optional: true, integer: true });
   });
 
-/** `accidents`: see {@link import('../topics.js').Accident}. */
+/** `accidents`: see {@link import('./topics.js').Accident}. */
 export const validateAccident: EntityValidator = (value) =>
   check(value, (obj) => {
     location(obj);
@@ -176,7 +176,7 @@ export const validateAccident: EntityValidator = (value) =>
     isoTime(obj, 'reportedAt');
   });
 
-/** `airQuality`: see {@link import('../topics.js').AirQualityStation}. The category must match the AQI. */
+/** `airQuality`: see {@link import('./topics.js').AirQualityStation}. The category must match the AQI. */
 export const validateAirQuality: EntityValidator = (value) =>
   check(value, (obj) => {
     text(obj, 'name');

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { AlertEngine } from '../../src/aggregator/alerts.js';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import type { ExternalAlert } from '../../src/aggregator/source.js';
-import type { Accident, AirQualityStation, Camera, CityAlert } from '../../src/topics.js';
-import { aqiCategory } from '../../src/topics.js';
+import type { Accident, AirQualityStation, Camera, CityAlert } from '../../src/protocol/topics.js';
+import { aqiCategory } from '../../src/protocol/topics.js';
 import { ManualClock, PushSource, RecordingPublisher, accident, camera, station } from './helpers.js';
 
 const cam = (id: string, status: Camera['status']): Camera =>

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { createSimulator } from '../../src/aggregator/simulator.js';
-import type { EntityChange } from '../../src/topics.js';
+import type { EntityChange } from '../../src/protocol/topics.js';
 import { ManualClock, PushSource, RecordingPublisher, accident, camera } from './helpers.js';
 
 function setup(options: { ttlMs?: Record<string, number>; attach?: boolean } = {}) {

@@ -2,7 +2,7 @@
  * Test seams for the aggregator tests: a recording publisher (our own `TopicPublisher` interface), a manual
  * clock and a source driven by the test.
  */
-import type { StreamPosition, WebSocketMessage } from '../../src/protocol.js';
+import type { StreamPosition, WebSocketMessage } from '../../src/protocol/messages.js';
 import type { TopicPublisher } from '../../src/aggregator/data-aggregator.js';
 import type { Source, SourceBatch, SourceContext } from '../../src/aggregator/source.js';
 

@@ -16,7 +16,7 @@ import { createOpenMeteoWeatherParser } from '../../src/aggregator/parsers/open-
 import { createWzdxParser } from '../../src/aggregator/parsers/wzdx.js';
 import type { FeedParser } from '../../src/aggregator/parsers/types.js';
 import { createHttpPollSource } from '../../src/aggregator/sources/http-poll.js';
-import type { CityAlert } from '../../src/topics.js';
+import type { CityAlert } from '../../src/protocol/topics.js';
 import { startFixtureServer, waitFor } from './fixture-server.js';
 import type { FixtureServer } from './fixture-server.js';
 import { ManualClock, RecordingPublisher } from './helpers.js';

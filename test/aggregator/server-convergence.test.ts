@@ -11,8 +11,8 @@ import WebSocket from 'ws';
 import { aggregatorOptionsFromConfig, loadConfig } from '../../src/aggregator/config.js';
 import { applyFrame, fromSnapshot, toTopicState } from '../../src/aggregator/fold.js';
 import type { FoldedTopic } from '../../src/aggregator/fold.js';
-import { createServer } from '../../src/server/create-server.js';
-import type { TopicState } from '../../src/topics.js';
+import { createServer } from '../../src/app/create-server.js';
+import type { TopicState } from '../../src/protocol/topics.js';
 import { waitFor } from './fixture-server.js';
 
 const TOPICS = ['cameras', 'weather', 'accidents', 'airQuality'];

@@ -5,7 +5,7 @@ import { validateEntity } from '../../src/aggregator/schema.js';
 import { CitySimulation, SIMULATOR_TOPICS, createSimulator } from '../../src/aggregator/simulator.js';
 import { AMSTERDAM } from '../../src/aggregator/cities.js';
 import type { SourceBatch, SourceContext } from '../../src/aggregator/source.js';
-import { silentLogger } from '../../src/server/logger.js';
+import { silentLogger } from '../../src/shared/logger.js';
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
 const TICKS = 400;

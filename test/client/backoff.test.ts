@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { DEFAULT_BACKOFF, backoffCeiling, backoffDelay, resolveBackoff } from '../../src/client/backoff.js';
+import { DEFAULT_BACKOFF, backoffCeiling, backoffDelay, resolveBackoff } from '../../src/shared/backoff.js';
 
 const options = { initialMs: 100, maxMs: 1000, factor: 2 };
 

@@ -11,9 +11,9 @@ import * as esbuild from 'esbuild';
 
 const ROOT = process.cwd();
 const CLIENT_DIR = join(ROOT, 'src', 'client');
-const ALLOWED = /^(\.\/[\w-]+\.js|\.\.\/(protocol|topics|protocol\/[\w-]+)\.js)$/;
+const ALLOWED = /^(\.\/[\w-]+\.js|\.\.\/(protocol|shared)\/[\w-]+\.js)$/;
 
-test('src/client imports nothing but itself, the protocol (layer) and the topic model', () => {
+test('src/client imports nothing but itself, the protocol layer and the shared layer', () => {
   const files = readdirSync(CLIENT_DIR).filter((name) => name.endsWith('.ts'));
   assert.ok(files.length >= 5);
   for (const file of files) {

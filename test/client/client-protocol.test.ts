@@ -13,7 +13,7 @@ import type {
   ConnectionState,
   StateChange,
 } from '../../src/client/index.js';
-import { ErrorCode, ServerMessageType } from '../../src/protocol.js';
+import { ErrorCode, ServerMessageType } from '../../src/protocol/messages.js';
 import { frame, startFakeServer } from './fixtures/fake-server.js';
 import type { FakeServer } from './fixtures/fake-server.js';
 import { nextEvent, waitFor } from './fixtures/wait.js';

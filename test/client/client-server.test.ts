@@ -15,9 +15,9 @@ import type {
   ConnectionState,
   StateChange,
 } from '../../src/client/index.js';
-import { DEFAULT_TOPICS } from '../../src/protocol.js';
-import { createServer } from '../../src/server/create-server.js';
-import type { CityPulseServer, CityPulseServerOptions } from '../../src/server/create-server.js';
+import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
+import { createServer } from '../../src/app/create-server.js';
+import type { CityPulseServer, CityPulseServerOptions } from '../../src/app/create-server.js';
 import { startTcpProxy } from './fixtures/tcp-proxy.js';
 import { nextEvent, waitFor } from './fixtures/wait.js';
 

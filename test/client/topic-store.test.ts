@@ -6,7 +6,7 @@ import {
   toEntityChange,
   toSnapshotContent,
 } from '../../src/client/topic-store.js';
-import type { EntityBase } from '../../src/topics.js';
+import type { EntityBase } from '../../src/protocol/topics.js';
 
 function entity(id: string, extra: Record<string, unknown> = {}): EntityBase {
   return { id, updatedAt: '2026-01-01T00:00:00.000Z', source: 'test', ...extra } as EntityBase;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_TOPICS } from '../../src/protocol.js';
+import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
 import {
   KEY,
   REDIS_URL,

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_TOPICS } from '../../src/protocol.js';
+import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
 import type { RedisBroker } from '../../src/cluster/redis-broker.js';
-import type { CityPulseServer } from '../../src/server/create-server.js';
+import type { CityPulseServer } from '../../src/app/create-server.js';
 import {
   KEY,
   RecordingClient,

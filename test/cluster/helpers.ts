@@ -17,7 +17,7 @@ import {
   createServer,
   type CityPulseServer,
   type CityPulseServerOptions,
-} from '../../src/server/create-server.js';
+} from '../../src/app/create-server.js';
 
 /** The machine's shared Redis (never restarted by these tests). */
 export const REDIS_URL = process.env.CITYPULSE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

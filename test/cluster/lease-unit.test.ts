@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { Lease } from '../../src/cluster/lease.js';
-import { parseServeArgs, UsageError } from '../../src/cli-args.js';
+import { parseServeArgs, UsageError } from '../../src/app/cli-args.js';
 import { REDIS_URL, redisClient, redisUp, testPrefix, waitFor } from './helpers.js';
 
 const up = await redisUp();

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { CityPulseServer } from '../../src/server/create-server.js';
+import type { CityPulseServer } from '../../src/app/create-server.js';
 import {
   KEY,
   RecordingClient,

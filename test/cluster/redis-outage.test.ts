@@ -11,7 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import type { Source } from '../../src/aggregator/source.js';
-import type { CityPulseServer } from '../../src/server/create-server.js';
+import type { CityPulseServer } from '../../src/app/create-server.js';
 import { camera } from '../resume/fold-helpers.js';
 import {
   RecordingClient,

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { RedisBroker } from '../../src/cluster/redis-broker.js';
-import type { ServerMessage } from '../../src/protocol.js';
-import type { CityPulseServer } from '../../src/server/create-server.js';
-import type { TopicState } from '../../src/topics.js';
+import type { ServerMessage } from '../../src/protocol/messages.js';
+import type { CityPulseServer } from '../../src/app/create-server.js';
+import type { TopicState } from '../../src/protocol/topics.js';
 import { TestClient } from '../helpers/test-client.js';
 import { StrictFold, camera, comparableState } from '../resume/fold-helpers.js';
 import { redisUp, sleep, startNode, testPrefix } from './helpers.js';

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
-import { createServer, type CityPulseServer } from '../../src/server/create-server.js';
+import { createServer, type CityPulseServer } from '../../src/app/create-server.js';
 import { eventually } from '../helpers/test-client.js';
 import { cityUpdate } from '../server/compression-wire.js';
 

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { createServer } from '../../src/server/create-server.js';
-import type { CityPulseServer, CityPulseServerOptions } from '../../src/server/create-server.js';
+import { createServer } from '../../src/app/create-server.js';
+import type { CityPulseServer, CityPulseServerOptions } from '../../src/app/create-server.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ROOT = process.cwd();
@@ -35,9 +35,7 @@ function newestMtime(path: string): number {
 /** Builds the bundle when it is missing or older than web/ and the client SDK. */
 function ensureWebBundle(): void {
   const bundle = join(WEB_ROOT, 'app.js');
-  const sources = ['web', 'src/client', 'src/protocol.ts', 'src/topics.ts'].map((p) =>
-    newestMtime(join(ROOT, p)),
-  );
+  const sources = ['web', 'src/client', 'src/protocol', 'src/shared'].map((p) => newestMtime(join(ROOT, p)));
   if (
     existsSync(join(WEB_ROOT, 'index.html')) &&
     existsSync(bundle) &&

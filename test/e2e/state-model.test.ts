@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { createClient } from '../../src/client/index.js';
-import { createServer, type CityPulseServer } from '../../src/server/create-server.js';
+import { createServer, type CityPulseServer } from '../../src/app/create-server.js';
 import { KEY, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
 import { waitFor } from '../client/fixtures/wait.js';
 

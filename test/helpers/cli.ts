@@ -31,7 +31,7 @@ export async function startCli(
     [
       '--import',
       'tsx',
-      'src/cli.ts',
+      'src/app/cli.ts',
       'serve',
       '--port',
       '0',

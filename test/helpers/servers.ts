@@ -2,12 +2,12 @@
 import type { TestContext } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { WebSocketService, type WebSocketServiceOptions } from '../../src/server/websocket-service.js';
+import { WebSocketService, type WebSocketServiceOptions } from '../../src/gateway/websocket-service.js';
 import {
   createServer,
   type CityPulseServer,
   type CityPulseServerOptions,
-} from '../../src/server/create-server.js';
+} from '../../src/app/create-server.js';
 
 /** A bare `ws` server on port 0 with a `WebSocketService` attached, as the design document wires them. */
 export async function startService(

@@ -3,7 +3,7 @@
  * order with `next()`, so assertions read like the protocol. Every wait has a deadline.
  */
 import { WebSocket } from 'ws';
-import type { ServerMessage } from '../../src/protocol.js';
+import type { ServerMessage } from '../../src/protocol/messages.js';
 
 /** Default deadline of a wait. Tests fail, never hang. */
 export const WAIT_MS = 5000;

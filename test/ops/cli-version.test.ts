@@ -1,6 +1,6 @@
 /**
  * Issue 11 item 4: `citypulse --version` (and `-v`) prints the package version, read at run time from the
- * `package.json` above the running file, and exits 0 without serving. Run from the built `dist/cli.js` (as `npm`
+ * `package.json` above the running file, and exits 0 without serving. Run from the built `dist/app/cli.js` (as `npm`
  * links the `bin`) and from the sources; the lookup itself on a temporary package layout. The installed-tarball
  * case is in test/package-install.test.ts.
  */
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
-import { HELP, UsageError, parseServeArgs, readPackageVersion } from '../../src/cli-args.js';
+import { HELP, UsageError, parseServeArgs, readPackageVersion } from '../../src/app/cli-args.js';
 
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
@@ -36,19 +36,19 @@ test('parseServeArgs: --version and -v ask to print the version; --help wins; un
 });
 
 test('citypulse --version / -v print the package version and exit 0, from dist/ and from the sources', () => {
-  assert.ok(existsSync('dist/cli.js'), 'dist/ is missing: run `npm run build` first');
+  assert.ok(existsSync('dist/app/cli.js'), 'dist/ is missing: run `npm run build` first');
   const runs: Array<[string, string[]]> = [
-    ['dist --version', ['dist/cli.js', '--version']],
-    ['dist -v', ['dist/cli.js', '-v']],
-    ['dist serve -v', ['dist/cli.js', 'serve', '-v']],
-    ['src --version', ['--import', 'tsx', 'src/cli.ts', '--version']],
+    ['dist --version', ['dist/app/cli.js', '--version']],
+    ['dist -v', ['dist/app/cli.js', '-v']],
+    ['dist serve -v', ['dist/app/cli.js', 'serve', '-v']],
+    ['src --version', ['--import', 'tsx', 'src/app/cli.ts', '--version']],
   ];
   for (const [name, args] of runs) {
     const result = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 30_000 });
     assert.equal(result.status, 0, `${name}: ${result.stderr}`);
     assert.equal(result.stdout, `${VERSION}\n`, name);
   }
-  const bad = spawnSync(process.execPath, ['dist/cli.js', '--versionx'], {
+  const bad = spawnSync(process.execPath, ['dist/app/cli.js', '--versionx'], {
     encoding: 'utf8',
     timeout: 30_000,
   });

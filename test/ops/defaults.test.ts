@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ErrorCode, ServerMessageType } from '../../src/protocol.js';
-import { parseServeArgs } from '../../src/cli-args.js';
-import { DEFAULT_LIMITS } from '../../src/server/limits.js';
+import { ErrorCode, ServerMessageType } from '../../src/protocol/messages.js';
+import { parseServeArgs } from '../../src/app/cli-args.js';
+import { DEFAULT_LIMITS } from '../../src/security/limits.js';
 import { startServer } from '../helpers/servers.js';
 import { openClient } from './helpers.js';
 

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CloseCode, ErrorCode, ServerMessageType } from '../../src/protocol.js';
+import { CloseCode, ErrorCode, ServerMessageType } from '../../src/protocol/messages.js';
 import { startServer } from '../helpers/servers.js';
 import { eventually } from '../helpers/test-client.js';
 import { makeKey, mint } from '../security/tokens.js';

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { WebSocket } from 'ws';
-import { CloseCode, ServerMessageType } from '../../src/protocol.js';
+import { CloseCode, ServerMessageType } from '../../src/protocol/messages.js';
 import { startServer } from '../helpers/servers.js';
 import { startCli } from '../helpers/cli.js';
 import type { TestClient } from '../helpers/test-client.js';

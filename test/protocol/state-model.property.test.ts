@@ -17,8 +17,8 @@ import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { TopicStore, toEntityChange } from '../../src/client/topic-store.js';
 import { RedisBroker } from '../../src/cluster/redis-broker.js';
 import { foldUpdate, parseUpdate, UpdateRejectedError } from '../../src/protocol/state-model.js';
-import { WebSocketService } from '../../src/server/websocket-service.js';
-import type { EntityBase } from '../../src/topics.js';
+import { WebSocketService } from '../../src/gateway/websocket-service.js';
+import type { EntityBase } from '../../src/protocol/topics.js';
 import { RecordingPublisher } from '../aggregator/helpers.js';
 import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
 

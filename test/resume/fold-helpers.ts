@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { applyFrame, fromSnapshot, type FoldedTopic } from '../../src/aggregator/fold.js';
-import type { ServerMessage } from '../../src/protocol.js';
-import type { TopicState } from '../../src/topics.js';
+import type { ServerMessage } from '../../src/protocol/messages.js';
+import type { TopicState } from '../../src/protocol/topics.js';
 
 /** A valid camera whose content changes with `n` (so every ingest is a change). */
 export function camera(id: string, n: number): Record<string, unknown> {

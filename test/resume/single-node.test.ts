@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { ServerMessage } from '../../src/protocol.js';
-import type { CityPulseServer, CityPulseServerOptions } from '../../src/server/create-server.js';
+import type { ServerMessage } from '../../src/protocol/messages.js';
+import type { CityPulseServer, CityPulseServerOptions } from '../../src/app/create-server.js';
 import { startServer } from '../helpers/servers.js';
 import { TestClient } from '../helpers/test-client.js';
 import { StrictFold, camera, comparableState } from './fold-helpers.js';

@@ -8,7 +8,7 @@ import {
   compileTopicPermission,
   forbiddenTopics,
   topicPermissionFromClaim,
-} from '../../src/server/access.js';
+} from '../../src/security/access.js';
 
 describe('compileTopicPermission', () => {
   const cases: { patterns: string[]; allowed: string[]; denied: string[] }[] = [

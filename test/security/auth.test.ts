@@ -10,15 +10,13 @@ import {
   BEARER_PROTOCOL_PREFIX,
   SUBPROTOCOL,
   bearerToken,
-  checkOrigin,
-  createAuthenticator,
   extractToken,
   redactToken,
-  safeEqualKey,
   selectSubprotocol,
-  watchExpiry,
-  type AuthResult,
-} from '../../src/server/auth.js';
+} from '../../src/security/tokens.js';
+import { checkOrigin } from '../../src/security/origin.js';
+import { createAuthenticator, watchExpiry, type AuthResult } from '../../src/security/auth.js';
+import { safeEqualKey } from '../../src/security/api-keys.js';
 import { SECRET, fakeRequest, jwksOf, makeKey, mint, type TestKey } from './tokens.js';
 
 function assertFailure(result: AuthResult, reason: string): void {

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ANONYMOUS, ConnectionGuard, createAuthenticator, type Principal } from '../../src/server/auth.js';
-import { RateLimiter } from '../../src/server/limits.js';
+import { ANONYMOUS, createAuthenticator, type Principal } from '../../src/security/auth.js';
+import { ConnectionGuard } from '../../src/security/connection-guard.js';
+import { RateLimiter } from '../../src/security/limits.js';
 import { SECRET, mint } from './tokens.js';
 
 const auth = createAuthenticator({ secret: SECRET, clockToleranceSec: 0 });

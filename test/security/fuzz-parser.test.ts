@@ -1,5 +1,5 @@
 /**
- * Property-based fuzzing of the client-frame parser (src/protocol.ts) with fast-check: whatever a client sends,
+ * Property-based fuzzing of the client-frame parser (src/protocol/messages.ts) with fast-check: whatever a client sends,
  * `parseClientMessage` / `validateClientMessage` never throw, and every result is either a well-formed
  * ClientMessage or an error with a known ErrorCode. Valid messages always parse back to themselves.
  *
@@ -21,7 +21,7 @@ import {
   validateClientMessage,
   type ClientMessage,
   type ParseResult,
-} from '../../src/protocol.js';
+} from '../../src/protocol/messages.js';
 
 const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? 2000) || 2000);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
@@ -333,7 +333,7 @@ describe(`client frame parser fuzz (${RUNS} runs per property)`, () => {
   });
 });
 
-// --- findings against src/protocol.ts, fixed there; kept as regression tests --------------------------------------
+// --- findings against src/protocol/messages.ts, fixed there; kept as regression tests --------------------------------------
 
 describe('parser findings', () => {
   it('a resume topic named "__proto__" is kept as an own entry, not swallowed into the prototype', () => {

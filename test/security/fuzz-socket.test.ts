@@ -16,8 +16,8 @@ import {
   ServerMessageType,
   parseServerMessage,
   type ServerMessage,
-} from '../../src/protocol.js';
-import { createServer } from '../../src/server/create-server.js';
+} from '../../src/protocol/messages.js';
+import { createServer } from '../../src/app/create-server.js';
 
 const FRAMES = Math.max(100, Number(process.env.FUZZ_SOCKET_FRAMES ?? 3000) || 3000);
 const SEED = process.env.FUZZ_SEED === undefined ? Date.now() % 2 ** 31 : Number(process.env.FUZZ_SEED);

@@ -10,7 +10,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { startServer } from '../helpers/servers.js';
 import { openClient } from '../ops/helpers.js';
 import { WebSocket } from 'ws';
-import { ServerMessageType } from '../../src/protocol.js';
+import { ServerMessageType } from '../../src/protocol/messages.js';
 
 const KEY = 'deadline-publish-key';
 const HUNDRED_GB = 100 * 1024 ** 3;

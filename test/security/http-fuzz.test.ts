@@ -9,7 +9,7 @@ import { connect as netConnect } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
-import { parseRequestTarget } from '../../src/server/http-guard.js';
+import { parseRequestTarget } from '../../src/adapters/http-guard.js';
 import { startCli, type CliProcess } from '../helpers/cli.js';
 import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
 import { SECRET } from './tokens.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import type { CityPulseServer } from '../../src/server/create-server.js';
+import type { CityPulseServer } from '../../src/app/create-server.js';
 import { startServer } from '../helpers/servers.js';
 import { REDIS_URL, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
 import { tryUpgrade } from '../ops/helpers.js';

@@ -20,11 +20,11 @@ import {
   resolveJsonBounds,
   type JsonBounds,
   type JsonBoundsCode,
-} from '../../src/protocol.js';
+} from '../../src/protocol/messages.js';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { createMqttSource } from '../../src/aggregator/sources/mqtt.js';
 import { createHttpPollSource } from '../../src/aggregator/sources/http-poll.js';
-import type { CityPulseServer } from '../../src/server/create-server.js';
+import type { CityPulseServer } from '../../src/app/create-server.js';
 import { startServer, startService, isoNow } from '../helpers/servers.js';
 import { TestClient, connect } from '../helpers/test-client.js';
 import { RecordingPublisher, camera } from '../aggregator/helpers.js';

@@ -7,7 +7,7 @@ import {
   RateLimiter,
   clientIp,
   withDeadline,
-} from '../../src/server/limits.js';
+} from '../../src/security/limits.js';
 
 function clock(start = 1_000_000): {
   now: () => number;

@@ -2,8 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CloseCode } from '../../src/protocol.js';
-import { createMetrics, serveMetrics, type Metrics } from '../../src/server/metrics.js';
+import { CloseCode } from '../../src/protocol/messages.js';
+import { createMetrics, serveMetrics, type Metrics } from '../../src/gateway/metrics.js';
 
 /** The value of one sample line `name{labels} value` in an exposition, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

@@ -8,18 +8,15 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
+import { BEARER_PROTOCOL_PREFIX, SUBPROTOCOL, selectSubprotocol } from '../../src/security/tokens.js';
+import { createAuthenticator, type Principal } from '../../src/security/auth.js';
 import {
-  BEARER_PROTOCOL_PREFIX,
-  SUBPROTOCOL,
-  createAuthenticator,
   createUpgradeGate,
   rejectUpgrade,
-  selectSubprotocol,
-  type Principal,
   type UpgradeGateOptions,
-} from '../../src/server/auth.js';
-import { ConnectionLimiter } from '../../src/server/limits.js';
-import { createMetrics } from '../../src/server/metrics.js';
+} from '../../src/security/upgrade-gate.js';
+import { ConnectionLimiter } from '../../src/security/limits.js';
+import { createMetrics } from '../../src/gateway/metrics.js';
 import { SECRET, mint } from './tokens.js';
 
 interface Harness {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CloseCode, ErrorCode, ServerMessageType, type ServerMessage } from '../../src/protocol.js';
+import { CloseCode, ErrorCode, ServerMessageType, type ServerMessage } from '../../src/protocol/messages.js';
 import { connect, eventually } from '../helpers/test-client.js';
 import { isoNow, startService } from '../helpers/servers.js';
 

@@ -10,7 +10,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { connect } from '../helpers/test-client.js';
 
-/** The CLI's forced-exit deadline (src/cli.ts) plus room for a loaded machine: a bound, not a timing assertion. */
+/** The CLI's forced-exit deadline (src/app/cli.ts) plus room for a loaded machine: a bound, not a timing assertion. */
 const EXIT_BOUND_MS = 20_000;
 
 function spawnCli(t: TestContext, port: number): { child: ChildProcess; exited: Promise<number | null> } {
@@ -19,7 +19,7 @@ function spawnCli(t: TestContext, port: number): { child: ChildProcess; exited: 
     [
       '--import',
       'tsx',
-      'src/cli.ts',
+      'src/app/cli.ts',
       'serve',
       '--port',
       String(port),

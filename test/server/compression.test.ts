@@ -13,16 +13,16 @@ import { constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node
 import fc from 'fast-check';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
-import { WebSocketService } from '../../src/server/websocket-service.js';
+import { WebSocketService } from '../../src/gateway/websocket-service.js';
 import {
   deflateFrame,
   FrameCompressor,
   negotiateDeflate,
   parseExtensionOffers,
-} from '../../src/server/deflate.js';
-import { encodeTextFrame } from '../../src/server/frame.js';
-import { parseServeArgs, UsageError } from '../../src/cli-args.js';
-import type { CityPulseServer, CityPulseServerOptions } from '../../src/server/create-server.js';
+} from '../../src/gateway/deflate.js';
+import { encodeTextFrame } from '../../src/gateway/frame.js';
+import { parseServeArgs, UsageError } from '../../src/app/cli-args.js';
+import type { CityPulseServer, CityPulseServerOptions } from '../../src/app/create-server.js';
 import { startServer } from '../helpers/servers.js';
 import { eventually } from '../helpers/test-client.js';
 import { RawClient, cityUpdate } from './compression-wire.js';

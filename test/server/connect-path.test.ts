@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
-import { encodeTextFrame } from '../../src/server/frame.js';
+import { encodeTextFrame } from '../../src/gateway/frame.js';
 import { startServer } from '../helpers/servers.js';
 import { RawClient } from './compression-wire.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ServerMessageType } from '../../src/protocol.js';
+import { ServerMessageType } from '../../src/protocol/messages.js';
 import { TestClient, connect, eventually } from '../helpers/test-client.js';
 import { isoNow, startService } from '../helpers/servers.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ServerMessageType, type ServerMessage } from '../../src/protocol.js';
+import { ServerMessageType, type ServerMessage } from '../../src/protocol/messages.js';
 import type { TestClient } from '../helpers/test-client.js';
 import { connect, eventually } from '../helpers/test-client.js';
 import { isoNow, startService } from '../helpers/servers.js';

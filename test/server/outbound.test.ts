@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OutboundScheduler, Outbox } from '../../src/server/outbound.js';
-import type { Transport } from '../../src/server/transport.js';
+import { OutboundScheduler, Outbox } from '../../src/gateway/outbound.js';
+import type { Transport } from '../../src/gateway/transport.js';
 
 class RecordingTransport implements Transport {
   readonly writes: Buffer[] = [];

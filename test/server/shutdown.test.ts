@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { CloseCode } from '../../src/protocol.js';
+import { CloseCode } from '../../src/protocol/messages.js';
 import { TestClient, connect } from '../helpers/test-client.js';
 import { startServer } from '../helpers/servers.js';
 import { startCli } from '../helpers/cli.js';
 
-const CLI = ['--import', 'tsx', 'src/cli.ts'];
+const CLI = ['--import', 'tsx', 'src/app/cli.ts'];
 
 test('close() tells every client 1001 and is idempotent', async (t) => {
   const server = await startServer(t, { source: 'simulator', simulatorIntervalMs: 20 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import type { EntityBase } from '../../src/topics.js';
+import type { EntityBase } from '../../src/protocol/topics.js';
 import { eventually } from '../helpers/test-client.js';
 import { startServer } from '../helpers/servers.js';
 

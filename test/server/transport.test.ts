@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { encodeTextFrame } from '../../src/server/frame.js';
-import { truncateReason } from '../../src/server/transport.js';
+import { encodeTextFrame } from '../../src/gateway/frame.js';
+import { truncateReason } from '../../src/gateway/transport.js';
 import { connect, eventually } from '../helpers/test-client.js';
 import { isoNow, startService } from '../helpers/servers.js';
 

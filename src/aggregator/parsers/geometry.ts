@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { GeoPoint } from '../../topics.js';
+import type { GeoPoint } from '../../protocol/topics.js';
 import { FeedFormatError, isRecord, toNumber } from './types.js';
 
 function position(value: unknown): GeoPoint | undefined {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { aqiCategory } from '../../topics.js';
+import { aqiCategory } from '../../protocol/topics.js';
 import { stationAqi } from '../aqi.js';
 import type { SourceBatch } from '../source.js';
 import { openMeteoLocations, openMeteoTime } from './open-meteo-weather.js';

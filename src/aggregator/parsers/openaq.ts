@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { aqiCategory } from '../../topics.js';
+import { aqiCategory } from '../../protocol/topics.js';
 import { stationAqi } from '../aqi.js';
 import type { SourceBatch } from '../source.js';
 import type { FeedParser } from './types.js';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isRecord } from '../json.js';
+import { isRecord } from '../../shared/json.js';
 import type { SourceBatch } from '../source.js';
 
 /** What a parser may know about the moment it runs. */
@@ -31,7 +31,7 @@ export class FeedFormatError extends Error {
   override readonly name = 'FeedFormatError';
 }
 
-export { isRecord } from '../json.js';
+export { isRecord } from '../../shared/json.js';
 
 /** A finite number, or a numeric string turned into one; otherwise `undefined`. */
 export function toNumber(value: unknown): number | undefined {

@@ -18,7 +18,7 @@ import type { FeedParser } from '../parsers/types.js';
 import { FeedFormatError } from '../parsers/types.js';
 import type { Source, SourceContext } from '../source.js';
 import { httpGet } from './http-get.js';
-import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from '../../json-bounds.js';
+import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from '../../protocol/json-bounds.js';
 
 /** A whole feed document may hold more values than one input (its body is bounded by `maxBytes` instead). */
 const FEED_BOUNDS: JsonBounds = Object.freeze({

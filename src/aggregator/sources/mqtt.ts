@@ -5,7 +5,7 @@
  * - an array of entities, or
  * - `{ "upserts": [...], "removes": [...] }`;
  * an empty payload (the usual way to clear a retained message) removes the entity named by the last topic level.
- * Payloads that are not JSON, or outside the JSON bounds (`src/json-bounds.ts`: too deep, too large), are counted
+ * Payloads that are not JSON, or outside the JSON bounds (`src/protocol/json-bounds.ts`: too deep, too large), are counted
  * as rejected readings and logged; nothing of them is stored.
  *
  * The client reconnects on its own every `reconnectPeriodMs` and subscribes again on every connect; lost
@@ -19,8 +19,8 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
-import { isRecord } from '../json.js';
-import { checkJsonBounds } from '../../json-bounds.js';
+import { isRecord } from '../../shared/json.js';
+import { checkJsonBounds } from '../../protocol/json-bounds.js';
 import type { Source, SourceContext } from '../source.js';
 
 /** Options of {@link createMqttSource}. */

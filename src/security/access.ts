@@ -7,7 +7,7 @@
  * - an exact topic name (`weather`).
  *
  * A `*` anywhere but at the end is invalid, and so is any other character a topic name may not hold
- * (see `TOPIC_NAME_PATTERN` in `src/protocol.ts`). Matching is case-sensitive, like topic names.
+ * (see `TOPIC_NAME_PATTERN` in `src/protocol/messages.ts`). Matching is case-sensitive, like topic names.
  *
  * The permission gates `subscribe`/`resume` (answered `ERROR FORBIDDEN`) and what a snapshot holds; broadcasts to
  * everyone are not topic traffic and are not filtered.

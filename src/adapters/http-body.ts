@@ -8,7 +8,7 @@
  * @module
  */
 import type { IncomingMessage } from 'node:http';
-import { DEFAULT_LIMITS } from './limits.js';
+import { DEFAULT_LIMITS } from '../security/limits.js';
 
 /** Why a body could not be read. */
 export type BodyError = {

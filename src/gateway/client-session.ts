@@ -7,7 +7,7 @@
 import type { RawData } from 'ws';
 import { Outbox } from './outbound.js';
 import type { Transport } from './transport.js';
-import type { ConnectionGuard } from './auth.js';
+import type { ConnectionGuard } from '../security/connection-guard.js';
 
 /**
  * Lifecycle of a connection:

@@ -6,11 +6,11 @@
  * @module
  */
 import { HELP, UsageError, parseServeArgs, readPackageVersion } from './cli-args.js';
-import { createLogger, guardStdio } from './server/logger.js';
-import { createServer } from './server/create-server.js';
-import { createMetrics } from './server/metrics.js';
-import { ConfigError, loadConfig, sourceFactoriesFromConfig } from './aggregator/config.js';
-import type { CityPulseServerOptions } from './server/create-server.js';
+import { createLogger, guardStdio } from '../shared/logger.js';
+import { createServer } from './create-server.js';
+import { createMetrics } from '../gateway/metrics.js';
+import { ConfigError, loadConfig, sourceFactoriesFromConfig } from '../aggregator/config.js';
+import type { CityPulseServerOptions } from './create-server.js';
 
 /** After the first SIGINT/SIGTERM the process exits within this long, whatever `close()` is waiting on. */
 const FORCED_EXIT_MS = 10_000;

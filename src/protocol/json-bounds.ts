@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { assertNever } from './assert-never.js';
 
 /** Limits a JSON value must stay within. */
 export interface JsonBounds {
@@ -146,9 +147,16 @@ export function checkJsonBounds(
         }
         break;
       }
-      default:
-        // numbers, booleans, undefined, functions and symbols (the last three are left out or become null)
+      case 'number':
+      case 'boolean':
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        // the last three are left out or become null
         break;
+      default:
+        // `typeof` has no other results; TypeScript does not narrow `unknown` itself in a default branch.
+        return assertNever(current as never);
     }
     if (size > bounds.maxSize) return tooLarge(`larger than ${bounds.maxSize} characters in total`);
   }

@@ -11,14 +11,20 @@ import { parseRequestTarget } from './http-guard.js';
 import { failRequest, sendError, sendJson } from './http-response.js';
 import { hasPublishKey, pickTopics, readGuard, sendReadRefusal, type ReadAuthorizer } from './read-access.js';
 import { serveStatic } from './static-files.js';
-import type { WebSocketService } from './websocket-service.js';
-import { serveMetrics, type Metrics } from './metrics.js';
-import { JsonBoundsError } from '../json-bounds.js';
+import type { WebSocketService } from '../gateway/websocket-service.js';
+import { serveMetrics, type Metrics } from '../gateway/metrics.js';
+import { JsonBoundsError } from '../protocol/json-bounds.js';
 
 /** What the request handler needs. */
+/** What the HTTP API needs of the aggregator: injected, so the routes depend on five methods, not the class. */
+export type HttpApiAggregator = Pick<
+  DataAggregator,
+  'ingest' | 'publishUpdate' | 'isReady' | 'sourceStatus' | 'getSnapshot' | 'activeAlerts'
+>;
+
 export interface HttpApiContext {
   readonly service: WebSocketService;
-  readonly aggregator: DataAggregator;
+  readonly aggregator: HttpApiAggregator;
   /** Keys accepted by `Authorization: Bearer` on the write endpoints. Empty: writing is off. */
   readonly publishKeys: readonly string[];
   /** Largest accepted request body. */

@@ -9,9 +9,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { rejectUpgrade } from './auth.js';
-import { DEFAULT_LIMITS, ConnectionLimiter, socketIp } from './limits.js';
+import { rejectUpgrade } from '../security/upgrade-gate.js';
+import { DEFAULT_LIMITS, ConnectionLimiter, socketIp } from '../security/limits.js';
 import { failRequest } from './http-response.js';
+import { assertNever } from '../protocol/messages.js';
 
 /** Base of origin-form targets; only its path and query are ever read. */
 const ORIGIN = 'http://localhost';
@@ -94,6 +95,7 @@ export function clientErrorStatus(code: string | undefined): 400 | 408 | 413 | 4
       return 408;
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return 413;
+    case undefined:
     default:
       return 400;
   }
@@ -187,6 +189,8 @@ export function hardenHttpServer(server: Server, options: HttpServerGuardOptions
         options.onRefused?.(ip, 'max-pending-per-ip');
         rejectUpgrade(socket, 429, 'too many connections from this address');
         return;
+      default:
+        return assertNever(lease);
     }
   });
   return {

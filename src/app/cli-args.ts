@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LOG_LEVELS, type LogLevel } from './server/logger.js';
-import type { CityPulseServerOptions } from './server/create-server.js';
-import { DEFAULT_LIMITS } from './server/limits.js';
+import { LOG_LEVELS, type LogLevel } from '../shared/logger.js';
+import type { CityPulseServerOptions } from './create-server.js';
+import { DEFAULT_LIMITS } from '../security/limits.js';
 
 /** The text of `citypulse --help`. */
 export const HELP = `citypulse - real-time gateway for live city data
@@ -84,7 +84,7 @@ const PACKAGE_JSON_SEARCH_DEPTH = 6;
 
 /**
  * The `version` of the package a file belongs to: the first `package.json` found walking up from the directory of
- * `from` (default: this module, so `dist/cli-args.js` finds the installed package's own `package.json` wherever the
+ * `from` (default: this module, so `dist/app/cli-args.js` finds the installed package's own `package.json` wherever the
  * build output sits in the tree). Throws when none is found within a few levels.
  */
 export function readPackageVersion(from: string | URL = import.meta.url): string {

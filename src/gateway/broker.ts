@@ -8,9 +8,9 @@
  *
  * @module
  */
-import type { StreamPosition } from '../protocol.js';
+import type { StreamPosition } from '../protocol/messages.js';
 import { encodeEnvelope } from '../protocol/payloads.js';
-import type { HistoryLookup } from '../server/topic-log.js';
+import type { HistoryLookup } from './topic-log.js';
 
 /** A value now, or later. The in-memory broker always answers now (no Promise on the fast path). */
 export type MaybePromise<T> = T | Promise<T>;

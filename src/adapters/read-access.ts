@@ -18,8 +18,10 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ALLOW_ALL, allowedTopics, type TopicPermission } from './access.js';
-import { bearerToken, safeEqualKey, type AuthFailureReason, type Authenticator } from './auth.js';
+import { ALLOW_ALL, allowedTopics, type TopicPermission } from '../security/access.js';
+import { bearerToken } from '../security/tokens.js';
+import { safeEqualKey } from '../security/api-keys.js';
+import { type AuthFailureReason, type Authenticator } from '../security/auth.js';
 import { sendError } from './http-response.js';
 
 /** What a read request may see, or why it is refused. */

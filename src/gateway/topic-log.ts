@@ -6,7 +6,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import type { StreamPosition } from '../protocol.js';
+import type { StreamPosition } from '../protocol/messages.js';
 
 /** One sequenced message as kept in history. */
 export interface LogEntry {

@@ -13,7 +13,7 @@
 import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { CloseCode } from '../protocol.js';
+import { CloseCode } from '../protocol/messages.js';
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {

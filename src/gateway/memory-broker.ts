@@ -5,8 +5,8 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { StreamPosition } from '../protocol.js';
-import { TopicLog, type HistoryLookup, type TopicLogOptions } from '../server/topic-log.js';
+import type { StreamPosition } from '../protocol/messages.js';
+import { TopicLog, type HistoryLookup, type TopicLogOptions } from './topic-log.js';
 import { encodeSequenced, type Broker, type BrokerHost, type SequencedMessage } from './broker.js';
 
 /** Options of {@link InMemoryBroker}: those of the history it keeps, and a node id. */

@@ -12,21 +12,16 @@ import { WebSocketServer } from 'ws';
 import { DataAggregator, type DataAggregatorOptions } from '../aggregator/data-aggregator.js';
 import { createSimulator } from '../aggregator/simulator.js';
 import type { Source } from '../aggregator/source.js';
-import { DEFAULT_TOPICS, WS_PATH } from '../protocol.js';
-import { createRequestHandler } from './http-api.js';
-import { silentLogger, type Logger } from './logger.js';
-import { defaultWebRoot } from './static-files.js';
-import { WebSocketService, type WebSocketServiceOptions } from './websocket-service.js';
-import {
-  createAuthenticator,
-  createUpgradeGate,
-  redactToken,
-  rejectUpgrade,
-  selectSubprotocol,
-  type AuthenticatorOptions,
-} from './auth.js';
-import { ConnectionLimiter } from './limits.js';
-import { createMetrics, serveMetrics, type Metrics } from './metrics.js';
+import { DEFAULT_TOPICS, WS_PATH } from '../protocol/messages.js';
+import { createRequestHandler } from '../adapters/http-api.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { defaultWebRoot } from '../adapters/static-files.js';
+import { WebSocketService, type WebSocketServiceOptions } from '../gateway/websocket-service.js';
+import { createAuthenticator, type AuthenticatorOptions } from '../security/auth.js';
+import { createUpgradeGate, rejectUpgrade } from '../security/upgrade-gate.js';
+import { redactToken, selectSubprotocol } from '../security/tokens.js';
+import { ConnectionLimiter } from '../security/limits.js';
+import { createMetrics, serveMetrics, type Metrics } from '../gateway/metrics.js';
 import {
   guardRequestListener,
   guardUpgradeListener,
@@ -34,10 +29,11 @@ import {
   httpServerTimeouts,
   parseRequestTarget,
   type ListenerErrorReporter,
-} from './http-guard.js';
-import { sendError } from './http-response.js';
-import { createReadAuthorizer, readGuard } from './read-access.js';
+} from '../adapters/http-guard.js';
+import { sendError } from '../adapters/http-response.js';
+import { createReadAuthorizer, readGuard } from '../adapters/read-access.js';
 import { startClusterMode, type ClusterMode } from '../cluster/cluster-mode.js';
+import { handleClusterHttp } from '../adapters/cluster-http.js';
 
 function destroyOnError(this: Duplex): void {
   this.destroy();
@@ -270,7 +266,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
   const http = createHttpServer(
     httpServerTimeouts(guardOptions),
     guardRequestListener((req, res) => {
-      if (cluster === null || !cluster.handleHttp(req, res, () => closing, guardReads))
+      if (cluster === null || !handleClusterHttp(cluster, req, res, () => closing, guardReads))
         handleRequest(req, res);
     }, report),
   );

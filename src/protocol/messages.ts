@@ -8,6 +8,7 @@
  */
 
 import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from './json-bounds.js';
+export { assertNever } from './assert-never.js';
 
 export {
   DEFAULT_JSON_BOUNDS,
@@ -19,11 +20,6 @@ export {
   type JsonBoundsCode,
   type JsonBoundsViolation,
 } from './json-bounds.js';
-
-// The state model: entity identity, per-topic validity, the one rule of how an UPDATE changes a topic's state.
-export * from './protocol/state-model.js';
-// Typed payloads per topic and the one envelope encoder.
-export * from './protocol/payloads.js';
 
 /** Bumped on any incompatible change of the frames below. Sent in `CONNECTED.data.protocol`. */
 export const PROTOCOL_VERSION = 1;
@@ -474,9 +470,4 @@ export function parseServerMessage(raw: string): ServerMessage | null {
   if ('topic' in value && value.topic !== undefined && typeof value.topic !== 'string') return null;
   if ('seq' in value && value.seq !== undefined && typeof value.seq !== 'number') return null;
   return value as unknown as ServerMessage;
-}
-
-/** Called in the `default` branch of an exhaustive `switch`; the compiler proves it unreachable. */
-export function assertNever(value: never): never {
-  throw new Error(`unexpected value: ${JSON.stringify(value)}`);
 }

@@ -10,8 +10,8 @@
  * @module
  */
 import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
-import type { EntityChange } from '../topics.js';
-import { encodeEnvelope, markRecovered } from '../protocol/payloads.js';
+import type { EntityChange } from '../protocol/topics.js';
+import { encodeEnvelope } from '../protocol/payloads.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket, WebSocketServer } from 'ws';
@@ -20,7 +20,6 @@ import {
   CloseCode,
   DEFAULT_TOPICS,
   ErrorCode,
-  PROTOCOL_VERSION,
   ServerMessageType,
   assertNever,
   parseClientMessage,
@@ -29,25 +28,32 @@ import {
   type ProtocolError,
   type StreamPosition,
   type WebSocketMessage,
-} from '../protocol.js';
+} from '../protocol/messages.js';
 import { encodeTextFrame } from './frame.js';
+import { ServerFrames, seqOf } from './frames.js';
+import { Heartbeat } from './heartbeat.js';
 import {
-  FrameCompressor,
-  negotiateDeflate,
-  type DeflateAgreement,
-  type FrameCompressorOptions,
-} from './deflate.js';
-import { silentLogger, type Logger } from './logger.js';
+  DEFAULTS,
+  type InputPath,
+  type ServiceCounters,
+  type ServiceState,
+  type SnapshotProvider,
+  type WebSocketServiceOptions,
+} from './service-options.js';
+
+import { FrameCompressor, negotiateDeflate, type DeflateAgreement } from './deflate.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
 import { OutboundScheduler } from './outbound.js';
 import { ClientSession, MAX_INBOX_FRAMES, type HeldFrame } from './client-session.js';
 import { TopicIndex } from './topic-index.js';
-import { encodeSequenced, type Broker, type SequencedMessage } from '../cluster/broker.js'; // broker seam
-import { InMemoryBroker } from '../cluster/memory-broker.js';
-import type { HistoryLookup, LogEntry } from './topic-log.js';
+import { encodeSequenced, type Broker, type SequencedMessage } from './broker.js'; // broker seam
+import { InMemoryBroker } from './memory-broker.js';
+import type { HistoryLookup } from './topic-log.js';
 import { WsTransport } from './transport.js';
-import { allowedTopics } from './access.js';
-import { ANONYMOUS, ConnectionGuard, type Authenticator, type Principal } from './auth.js';
-import { RateLimiter, type RateLimiterOptions } from './limits.js';
+import { allowedTopics } from '../security/access.js';
+import { ANONYMOUS, type Authenticator, type Principal } from '../security/auth.js';
+import { ConnectionGuard } from '../security/connection-guard.js';
+import { RateLimiter, type RateLimiterOptions } from '../security/limits.js';
 import type { Metrics } from './metrics.js';
 import {
   JsonBoundsError,
@@ -55,16 +61,14 @@ import {
   resolveJsonBounds,
   type JsonBounds,
   type JsonBoundsViolation,
-} from '../json-bounds.js';
+} from '../protocol/json-bounds.js';
 
-/** Where an input refused by the JSON bounds came in (the `path` label of `citypulse_inputs_rejected_total`). */
-export type InputPath = 'http' | 'ws' | 'library';
-
-/**
- * Returns the current state of every topic (an object keyed by topic name), synchronously or as a Promise.
- * It is told which topics the caller needs (a provider may ignore it and return all of them).
- */
-export type SnapshotProvider = (topics: readonly string[]) => unknown;
+export type {
+  InputPath,
+  ServiceCounters,
+  SnapshotProvider,
+  WebSocketServiceOptions,
+} from './service-options.js';
 
 /**
  * Told of a valid state change published on `topic` (see {@link WebSocketService.onChange}): the normalised change,
@@ -76,125 +80,6 @@ export type ChangeListener = (
   position: StreamPosition,
   message: WebSocketMessage,
 ) => void;
-
-/** Options of {@link WebSocketService}. Durations in milliseconds. */
-export interface WebSocketServiceOptions {
-  /** How often protocol pings go out. Default 10000. */
-  heartbeatIntervalMs?: number;
-  /** A client silent (no pong, no frame) this long is terminated. Default 30000. */
-  heartbeatTimeoutMs?: number;
-  /** The registry of topic names clients may subscribe to. Default `cameras`, `weather`, `accidents`, `airQuality`. */
-  topics?: readonly string[];
-  /**
-   * Largest client frame accepted; a larger one closes the connection with 1009. Default 64 KiB. Also pass it as the
-   * `WebSocketServer`'s `maxPayload` (as `createServer` does) so oversized frames are refused while being read.
-   */
-  maxPayloadBytes?: number;
-  /** Most topics one client may be subscribed to. Default: the number of topics in the registry. */
-  maxSubscriptionsPerClient?: number;
-  /** Per-topic history kept for resume: entries. Default 1000. */
-  historySize?: number;
-  /** Per-topic history kept for resume: age. Default 300000 (5 min). */
-  historyTtlMs?: number;
-  /** Stop writing to a socket whose own buffer holds more than this, until it drains. Default 64 KiB. */
-  highWaterBytes?: number;
-  /**
-   * A client that is behind (socket above `highWaterBytes`) with more than this queued by us has its queued UPDATEs
-   * conflated: dropped, and replaced by one fresh per-topic SNAPSHOT once its socket drains. Default 32 KiB.
-   */
-  backlogBytes?: number;
-  /** A client with more than this queued (ours plus its socket's) is closed with 4503 (slow consumer). Default 8 MiB. */
-  maxQueuedBytes?: number;
-  /** How long `close()` waits for clients to finish the closing handshake before terminating them. Default 2000. */
-  closeTimeoutMs?: number;
-  /**
-   * A subscription whose snapshot failed (`SNAPSHOT_UNAVAILABLE`, the cluster store unreachable) is retried when the
-   * broker says the store is back, and every this often while the broker reports it available. Default 1000.
-   */
-  snapshotRetryMs?: number;
-  /**
-   * Verifies `refresh` tokens. Connections get their principal from the upgrade handler (the third argument of the
-   * `'connection'` event); without one they are anonymous (every topic).
-   */
-  authenticator?: Authenticator;
-  /** Per-connection frame-rate limit (token bucket); `false` turns it off. Default 20/s, bursts of 100. */
-  rateLimit?: RateLimiterOptions | false;
-  /** Prometheus metrics to keep up to date. Default: none. */
-  metrics?: Metrics;
-  /** Structured logger (pino-compatible). Default: silent. */
-  logger?: Logger;
-  /** Clock, ms since the epoch. Default `Date.now`. */
-  now?: () => number;
-  /**
-   * Bounds every input is checked against before it is stored or sequenced: `publish` / `broadcast` data, client
-   * frames, and (through {@link WebSocketService.checkInput}) the HTTP API's bodies. Default
-   * `DEFAULT_JSON_BOUNDS` (depth 64, 100,000 values, strings of 1 Mi characters, keys of 1024, 4 Mi in total).
-   */
-  jsonBounds?: Partial<JsonBounds>;
-  /**
-   * Encoded connect-time snapshot frames kept for the current snapshot (keyed by the canonical topic set and the
-   * seqs; least recently used dropped first). Default 32.
-   */
-  snapshotCacheSize?: number;
-  /** Fixed epoch for topic sequences (tests). Default: random per service. */
-  epoch?: string;
-  /**
-   * permessage-deflate (RFC 7692) for clients that offer it: each outgoing message is compressed once, on its first
-   * recipient that agreed, and the same bytes go to every such recipient; others get the plain frame. `true` or
-   * options (threshold, level) turn it on, `false` off. Needs the `WebSocketServer`'s own `perMessageDeflate` off
-   * (its default). Default: on (see docs/operations.md).
-   */
-  compression?: boolean | FrameCompressorOptions;
-  /**
-   * Where seqs, history and cross-node fan-out come from. Default: an `InMemoryBroker` (one process)
-   * built from `historySize`, `historyTtlMs`, `now` and `epoch`.
-   */
-  broker?: Broker;
-}
-
-/** Counters the service keeps (for `/api/stats` and metrics). */
-export interface ServiceCounters {
-  /** Messages accepted by `publish`/`broadcastToTopic`/`broadcast`. */
-  readonly published: number;
-  /** Frames queued to clients (one per recipient). */
-  readonly framesOut: number;
-  /** Bytes handed to sockets. */
-  readonly bytesOut: number;
-  /** Socket writes made (each carries one or more frames). */
-  readonly writes: number;
-  /** Client frames received. */
-  readonly framesIn: number;
-  /** ERROR frames sent. */
-  readonly errors: number;
-  /** Connections terminated by the heartbeat. */
-  readonly heartbeatTerminations: number;
-  /** Connections closed for falling too far behind. */
-  readonly slowConsumerCloses: number;
-  /** Queued UPDATE frames dropped for clients that fell behind (replaced by fresh snapshots). */
-  readonly conflatedFrames: number;
-  /** Bytes queued by us for all clients right now (not yet handed to sockets). */
-  readonly queuedBytes: number;
-  /** Connections accepted since start. */
-  readonly connectionsTotal: number;
-  /** Inputs refused by the JSON bounds (library calls, client frames, HTTP bodies); none took a `seq`. */
-  readonly rejected: number;
-  /** Encoded snapshot frames cached right now (bounded by `snapshotCacheSize`). */
-  readonly snapshotCacheEntries: number;
-  /** Outgoing frames compressed (once per message and window size, however many recipients took the form). */
-  readonly compressions: number;
-}
-
-type ServiceState = 'running' | 'closing' | 'closed';
-
-const DEFAULTS = {
-  heartbeatIntervalMs: 10_000,
-  heartbeatTimeoutMs: 30_000,
-  maxPayloadBytes: 64 * 1024,
-  closeTimeoutMs: 2000,
-  snapshotCacheSize: 32,
-  compression: true as boolean | FrameCompressorOptions,
-  snapshotRetryMs: 1000,
-};
 
 /** The real-time hub between publishers (the aggregator, the HTTP API) and WebSocket clients. */
 export class WebSocketService {
@@ -223,26 +108,17 @@ export class WebSocketService {
   readonly #compressor: FrameCompressor | null;
   /** Agreements made in the handshake's `'headers'` event, read back in `'connection'` (same request). */
   readonly #agreements = new WeakMap<IncomingMessage, DeflateAgreement>();
-  #heartbeatInterval: NodeJS.Timeout | null = null;
+  /** Pings every session and terminates the silent ones. */
+  readonly #heartbeat: Heartbeat<ClientSession>;
   #snapshotProvider: SnapshotProvider | null = null;
   /** UPDATE frames -> their topic: what a backlog may drop (set once per publish, not per client). */
   readonly #conflatable = new WeakMap<Buffer, string>();
-  /** Told of every valid state change before it is sequenced (see {@link WebSocketService.onChange}). */
+  /** Told of every valid state change once it is sequenced (see {@link WebSocketService.onChange}). */
   readonly #changeListeners = new Set<ChangeListener>();
   readonly #jsonBounds: JsonBounds;
-  readonly #snapshotCacheSize: number;
-  /**
-   * Encoded snapshot frames of one snapshot object (the current state generation), by shape key; a new snapshot
-   * object replaces them all. A `Map` in use order, so the least recently used entry goes first.
-   */
-  #snapshotCache: { owner: object; frames: Map<string, Buffer> } | null = null;
-  /** Replayed frames (`recovered: true`) by history entry: built once, shared (and compressed once) by resumers. */
-  readonly #recoveredFrames = new WeakMap<LogEntry, Buffer>();
+  /** Every frame this service encodes itself (CONNECTED, replies, snapshots, replays), and their caches. */
+  readonly #frames: ServerFrames;
   #state: ServiceState = 'running';
-  /** The three constant pieces of every CONNECTED frame (see `#connectedFrame`). */
-  #connectedTemplate: readonly [string, string, string] | null = null;
-  #isoAt = Number.NaN;
-  #iso = '';
   #closed: Promise<void> | null = null;
   /** Set while `close()` waits for the last client to go. */
   #onAllClosed: (() => void) | null = null;
@@ -278,7 +154,6 @@ export class WebSocketService {
     this.#rateLimit = options.rateLimit ?? {};
     this.#metrics = options.metrics;
     this.#jsonBounds = resolveJsonBounds(options.jsonBounds);
-    this.#snapshotCacheSize = Math.max(1, options.snapshotCacheSize ?? DEFAULTS.snapshotCacheSize);
     const compression = options.compression ?? DEFAULTS.compression;
     this.#compressor =
       compression === false ? null : new FrameCompressor(compression === true ? {} : compression);
@@ -291,6 +166,14 @@ export class WebSocketService {
         now: this.#now,
         epoch: options.epoch,
       });
+    this.#frames = new ServerFrames({
+      topics: this.#topicList,
+      heartbeatIntervalMs: this.#heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.#heartbeatTimeoutMs,
+      snapshotCacheSize: options.snapshotCacheSize ?? DEFAULTS.snapshotCacheSize,
+      now: this.#now,
+      position: (topic) => this.#broker.position(topic),
+    });
     this.#broker.attach({
       deliver: (topic, seq, json) => this.#fanOut(topic, seq, json),
       subscribers: (topic) => this.#index.count(topic),
@@ -300,6 +183,14 @@ export class WebSocketService {
       broadcast: (json) => {
         if (this.#state === 'running') this.#broadcastLocal(json);
       },
+    });
+    this.#heartbeat = new Heartbeat<ClientSession>({
+      intervalMs: this.#heartbeatIntervalMs,
+      timeoutMs: this.#heartbeatTimeoutMs,
+      now: this.#now,
+      peers: () => this.#sessions,
+      ping: (session) => session.transport.ping(),
+      onExpired: (session, silentMs) => this.#onHeartbeatExpired(session, silentMs),
     });
     this.#outbound = new OutboundScheduler<ClientSession>({
       highWaterBytes: options.highWaterBytes,
@@ -540,7 +431,12 @@ export class WebSocketService {
   #restart(topic: string, epoch: string): void {
     const members = this.#index.membersOf(topic);
     if (members === undefined) return;
-    const frame = this.#topicSnapshotFrame({ [topic]: { entities: [], seq: 0, epoch } }, topic, 0, true);
+    const frame = this.#frames.topicSnapshotFrame(
+      { [topic]: { entities: [], seq: 0, epoch } },
+      topic,
+      0,
+      true,
+    );
     for (const session of [...members]) {
       if (session.state !== 'open' || session.held?.has(topic)) continue;
       session.stale?.delete(topic);
@@ -616,7 +512,7 @@ export class WebSocketService {
       writes: this.#outbound.writes,
       compressions: this.#compressor?.compressions ?? 0,
       queuedBytes: [...this.#sessions].reduce((n, session) => n + session.bytes, 0),
-      snapshotCacheEntries: this.#snapshotCache?.frames.size ?? 0,
+      snapshotCacheEntries: this.#frames.snapshotCacheEntries,
     };
   }
 
@@ -637,27 +533,16 @@ export class WebSocketService {
   private initialize(): void {
     this.#wss.on('connection', this.#onConnection);
     if (this.#compressor !== null) this.#wss.on('headers', this.#onHeaders);
-    this.startHeartbeat();
+    this.#heartbeat.start();
   }
 
-  private startHeartbeat(): void {
-    this.#heartbeatInterval = setInterval(() => this.#heartbeat(), this.#heartbeatIntervalMs);
-    this.#heartbeatInterval.unref();
-  }
-
-  #heartbeat(): void {
-    const now = this.#now();
-    for (const session of this.#sessions) {
-      if (now - session.lastSeenAt >= this.#heartbeatTimeoutMs) {
-        this.#counters.heartbeatTerminations++;
-        this.#metrics?.heartbeatTerminated();
-        this.#logger.info({ clientId: session.id, silentMs: now - session.lastSeenAt }, 'heartbeat timeout');
-        session.transport.terminate();
-        this.#teardown(session, 'heartbeat timeout');
-      } else {
-        session.transport.ping();
-      }
-    }
+  /** A session silent past the heartbeat timeout: terminated (a dead peer never finishes a closing handshake). */
+  #onHeartbeatExpired(session: ClientSession, silentMs: number): void {
+    this.#counters.heartbeatTerminations++;
+    this.#metrics?.heartbeatTerminated();
+    this.#logger.info({ clientId: session.id, silentMs }, 'heartbeat timeout');
+    session.transport.terminate();
+    this.#teardown(session, 'heartbeat timeout');
   }
 
   async #shutdown(drainMs: number): Promise<void> {
@@ -666,8 +551,7 @@ export class WebSocketService {
     this.#unsynced.clear();
     this.#wss.off('connection', this.#onConnection);
     this.#wss.off('headers', this.#onHeaders);
-    if (this.#heartbeatInterval !== null) clearInterval(this.#heartbeatInterval);
-    this.#heartbeatInterval = null;
+    this.#heartbeat.stop();
     const sessions = [...this.#sessions];
     const allGone = new Promise<'gone'>((resolve) => {
       this.#onAllClosed = () => resolve('gone');
@@ -774,7 +658,7 @@ export class WebSocketService {
       'client connected',
     );
     this.#counters.framesOut++;
-    this.#outbound.enqueue(session, this.#connectedFrame(session.id, subscribed));
+    this.#outbound.enqueue(session, this.#frames.connectedFrame(session.id, subscribed));
 
     // The initial snapshot: the ?topics= ones, or every topic when the client named none.
     const resumed = problem === null ? Object.keys(resume ?? {}) : [];
@@ -789,7 +673,7 @@ export class WebSocketService {
       (snapshot, callTimeSeqs) => {
         if (session.state === 'closed') return;
         const seqs = snapshotTopics.map((topic) => seqOf(snapshot, topic, callTimeSeqs));
-        this.#send(session, this.#fullSnapshotFrame(snapshot, snapshotTopics, seqs));
+        this.#send(session, this.#frames.fullSnapshotFrame(snapshot, snapshotTopics, seqs));
         snapshotTopics.forEach((topic, i) => {
           if (session.held?.has(topic)) this.#releaseHeld(session, topic, seqs[i] ?? 0);
         });
@@ -798,7 +682,7 @@ export class WebSocketService {
       (error) => {
         if (session.state === 'closed') return;
         this.#logger.warn({ err: error, clientId: session.id }, 'snapshot provider failed');
-        this.#send(session, this.#frame(ServerMessageType.Snapshot, {}));
+        this.#send(session, this.#frames.frame(ServerMessageType.Snapshot, {}));
         this.#sendError(
           session,
           ErrorCode.SnapshotUnavailable,
@@ -1099,7 +983,7 @@ export class WebSocketService {
         continue;
       }
       for (const entry of lookup.entries) {
-        this.#send(session, this.#recoveredFrame(entry));
+        this.#send(session, this.#frames.recoveredFrame(entry));
       }
     }
     if (fallback.length > 0) this.#sendTopicSnapshots(session, fallback, true);
@@ -1114,7 +998,7 @@ export class WebSocketService {
     }
     let last = fromSeq;
     for (const entry of lookup.entries) {
-      this.#send(session, this.#recoveredFrame(entry));
+      this.#send(session, this.#frames.recoveredFrame(entry));
       last = entry.seq;
     }
     this.#releaseHeld(session, topic, last);
@@ -1171,7 +1055,7 @@ export class WebSocketService {
           if (session.state === 'closed' || !this.#index.has(session, topic) || !session.held?.has(topic))
             continue;
           const seq = seqOf(snapshot, topic, callTimeSeqs);
-          this.#send(session, this.#topicSnapshotFrame(snapshot, topic, seq, recoveryFallback));
+          this.#send(session, this.#frames.topicSnapshotFrame(snapshot, topic, seq, recoveryFallback));
           this.#releaseHeld(session, topic, seq);
         }
       },
@@ -1198,65 +1082,6 @@ export class WebSocketService {
     for (const { seq, frame } of held) if (seq > afterSeq) this.#send(session, frame);
   }
 
-  /** The connect-time SNAPSHOT; a topic state that has a `seq` carries the effective one (see `seqOf`). */
-  #fullSnapshotFrame(snapshot: unknown, topics: readonly string[], seqs: readonly number[]): Buffer {
-    const key = `full:${topics.join(',')}:${seqs.join(',')}`;
-    return this.#cachedSnapshotFrame(snapshot, key, () => {
-      const data: Record<string, unknown> = {};
-      topics.forEach((topic, i) => {
-        const state = topicStateOf(snapshot, topic);
-        const seq = seqs[i] ?? 0;
-        data[topic] = ownSeq(state) === null || ownSeq(state) === seq ? state : { ...(state as object), seq };
-      });
-      return encodeEnvelope({
-        type: ServerMessageType.Snapshot,
-        data,
-        timestamp: new Date(this.#now()).toISOString(),
-      });
-    });
-  }
-
-  #topicSnapshotFrame(snapshot: unknown, topic: string, seq: number, recoveryFallback: boolean): Buffer {
-    const own = topicStateOf(snapshot, topic);
-    const state = ownSeq(own) === null || ownSeq(own) === seq ? own : { ...(own as object), seq };
-    const encode = (): string =>
-      encodeEnvelope({
-        type: ServerMessageType.Snapshot,
-        topic,
-        data: state,
-        timestamp: new Date(this.#now()).toISOString(),
-        seq,
-        // Per-topic epoch; none yet (a cluster topic never published) is left out, not sent as "".
-        epoch: epochOf(state) ?? (this.#broker.position(topic).epoch || undefined),
-        recovered: recoveryFallback ? false : undefined,
-      });
-    return this.#cachedSnapshotFrame(
-      snapshot,
-      `topic:${topic}:${seq}:${recoveryFallback ? 'r' : ''}`,
-      encode,
-    );
-  }
-
-  /**
-   * The encoded frame of `key` for `snapshot`, from the cache when this snapshot object encoded it before. Only the
-   * current snapshot object's frames are kept, at most `snapshotCacheSize` of them (least recently used dropped),
-   * and `key` is built from canonical values only (registry-ordered topic sets, seqs), never from raw client input.
-   */
-  #cachedSnapshotFrame(snapshot: unknown, key: string, encode: () => string): Buffer {
-    if (typeof snapshot !== 'object' || snapshot === null) return encodeTextFrame(encode());
-    if (this.#snapshotCache?.owner !== snapshot) this.#snapshotCache = { owner: snapshot, frames: new Map() };
-    const frames = this.#snapshotCache.frames;
-    let frame = frames.get(key);
-    if (frame === undefined) {
-      frame = encodeTextFrame(encode());
-      if (frames.size >= this.#snapshotCacheSize) frames.delete(frames.keys().next().value as string);
-    } else {
-      frames.delete(key); // re-inserted below as the most recently used
-    }
-    frames.set(key, frame);
-    return frame;
-  }
-
   // -------------------------------------------------------------------------------------------------------------
   // Sending
   // -------------------------------------------------------------------------------------------------------------
@@ -1272,56 +1097,12 @@ export class WebSocketService {
   }
 
   /**
-   * CONNECTED, built from a cached JSON template: only the client id, the subscribed list and the timestamp vary.
-   * Byte-for-byte what `#frame(Connected, {...})` makes (`test/server/connect-path.test.ts` checks it).
-   */
-  #connectedFrame(clientId: string, subscribed: readonly string[]): Buffer {
-    this.#connectedTemplate ??= [
-      `{"type":${JSON.stringify(ServerMessageType.Connected)},"data":{"clientId":`,
-      `,"protocol":${JSON.stringify(PROTOCOL_VERSION)},"topics":${JSON.stringify(this.#topicList)},"subscribed":`,
-      `,"heartbeat":${JSON.stringify({ intervalMs: this.#heartbeatIntervalMs, timeoutMs: this.#heartbeatTimeoutMs })}},"timestamp":`,
-    ];
-    const [a, b, c] = this.#connectedTemplate;
-    return encodeTextFrame(
-      `${a}${JSON.stringify(clientId)}${b}${JSON.stringify(subscribed)}${c}${JSON.stringify(this.#isoNow())}}`,
-    );
-  }
-
-  /**
-   * A history entry as a replayed frame (`recovered: true`), made once per entry: clients resuming the same range
-   * (a reconnect wave after a deploy) share the frame and so its compressed form. A broker that builds new entries
-   * per lookup (Redis) simply gets a new frame each time.
-   */
-  #recoveredFrame(entry: LogEntry): Buffer {
-    let frame = this.#recoveredFrames.get(entry);
-    if (frame === undefined) {
-      frame = encodeTextFrame(markRecovered(entry.json, true));
-      this.#recoveredFrames.set(entry, frame);
-    }
-    return frame;
-  }
-
-  /** The clock as ISO-8601, formatted once per millisecond. */
-  #isoNow(): string {
-    const now = this.#now();
-    if (now !== this.#isoAt) {
-      this.#isoAt = now;
-      this.#iso = new Date(now).toISOString();
-    }
-    return this.#iso;
-  }
-
-  #frame(type: ServerMessageType, data: unknown): Buffer {
-    return encodeTextFrame(encodeEnvelope({ type, data, timestamp: this.#isoNow() }));
-  }
-
-  /**
    * Sends a reply made for this one session (CONNECTED, SUBSCRIBED, ERROR, PONG...) plain: small, never shared, so
    * compressing it would cost a zlib set-up per frame (per connection for CONNECTED) for a few bytes saved.
    */
   #sendMessage(session: ClientSession, type: ServerMessageType, data: unknown): void {
     this.#counters.framesOut++;
-    this.#outbound.enqueue(session, this.#frame(type, data));
+    this.#outbound.enqueue(session, this.#frames.frame(type, data));
   }
 
   #sendError(session: ClientSession, code: ErrorCode, message: string, topics?: readonly string[]): void {
@@ -1361,39 +1142,6 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return (
     typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
   );
-}
-
-function topicStateOf(snapshot: unknown, topic: string): unknown {
-  if (typeof snapshot !== 'object' || snapshot === null) return null;
-  return (snapshot as Record<string, unknown>)[topic] ?? null;
-}
-
-/** The epoch a topic state says it belongs to, if any. */
-function epochOf(state: unknown): string | undefined {
-  if (typeof state !== 'object' || state === null) return undefined;
-  const epoch = (state as { epoch?: unknown }).epoch;
-  return typeof epoch === 'string' ? epoch : undefined;
-}
-
-function ownSeq(state: unknown): number | null {
-  if (typeof state !== 'object' || state === null) return null;
-  const seq = (state as { seq?: unknown }).seq;
-  return typeof seq === 'number' && Number.isSafeInteger(seq) ? seq : null;
-}
-
-/**
- * The seq a topic's snapshot stands for: the later of its own `seq` and the topic's position when the provider was
- * called. Frames between the two changed no state (raw publishes, ALERTs) and were sent before the client asked,
- * so the client starts after them and sees no gap. A state from another epoch keeps its own `seq`.
- */
-function seqOf(snapshot: unknown, topic: string, callTimeSeqs: Map<string, StreamPosition>): number {
-  const state = topicStateOf(snapshot, topic);
-  const own = ownSeq(state);
-  const atCall = callTimeSeqs.get(topic);
-  if (atCall === undefined) return own ?? 0;
-  if (own === null) return atCall.seq;
-  const stateEpoch = epochOf(state);
-  return stateEpoch !== undefined && stateEpoch !== atCall.epoch ? own : Math.max(own, atCall.seq);
 }
 
 function rawLength(data: RawData): number {

@@ -1,0 +1,46 @@
+/**
+ * Snapshot reads of the Redis broker: the shared state of several topics (entities, seq, epoch), read atomically by
+ * one script (`SNAPSHOT` in `redis-scripts.ts`) within the command deadline, and returned once this node has
+ * delivered every topic up to the position read, so no frame in a snapshot arrives again live.
+ *
+ * @module
+ */
+import type { RedisConnection } from './redis-connection.js';
+import type { RedisKeys } from './redis-keys.js';
+import { runScript, SNAPSHOT } from './redis-scripts.js';
+
+/** The shared state of one topic: its entities and position (`epoch` absent when nothing was ever published). */
+export interface TopicSnapshot {
+  entities: unknown[];
+  seq: number;
+  epoch?: string;
+}
+
+/**
+ * The shared state of `topics` (`{ <topic>: { entities, seq, epoch } }`), resolved once `awaitDelivered` has
+ * resolved for every topic that has an epoch (the caller subscribes the topics it needs first).
+ */
+export async function readSnapshot(
+  connection: RedisConnection,
+  keys: RedisKeys,
+  topics: readonly string[],
+  awaitDelivered: (topic: string, epoch: string, seq: number) => Promise<void>,
+): Promise<Record<string, TopicSnapshot>> {
+  const keyList: string[] = [];
+  for (const topic of topics) keyList.push(keys.topic(topic, 'meta'), keys.topic(topic, 'state'));
+  const reply = (await connection.bounded(
+    runScript(connection.redis, SNAPSHOT, keyList, []),
+    'snapshot',
+  )) as [string | null, number, string[]][];
+  const out: Record<string, TopicSnapshot> = {};
+  const waits: Promise<void>[] = [];
+  topics.forEach((topic, i) => {
+    const [epoch, seq, flat] = reply[i] ?? [null, 0, []];
+    const entities: unknown[] = [];
+    for (let k = 1; k < flat.length; k += 2) entities.push(JSON.parse(flat[k] as string));
+    out[topic] = epoch === null ? { entities, seq: Number(seq) } : { entities, seq: Number(seq), epoch };
+    if (epoch !== null) waits.push(awaitDelivered(topic, epoch, Number(seq)));
+  });
+  await Promise.all(waits);
+  return out;
+}

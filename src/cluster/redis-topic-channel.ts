@@ -47,20 +47,26 @@ export class TopicChannel {
   constructor(readonly topic: string) {}
 }
 
+/** Longest epoch a channel frame may name (ours are about 17 characters). */
+const MAX_EPOCH_LENGTH = 64;
+
 /**
  * Parses a frame as the publish script sends it on a topic's channel (`<seq> <epoch> <nodeId> <json>`); `null` when
- * it is not of that shape.
+ * it is not of that shape: a channel is input like any other (anyone with access to the Redis can PUBLISH on it), so
+ * the seq must be a positive safe integer, the epoch short and non-empty, and the payload a JSON object envelope as
+ * the script builds it, or the frame is dropped before it can move a position or reach a client.
  */
 export function parseChannelFrame(message: string): ChannelFrame | null {
   const a = message.indexOf(' ');
   const b = message.indexOf(' ', a + 1);
   const c = message.indexOf(' ', b + 1);
-  if (a <= 0 || b <= a || c <= b) return null;
-  return {
-    seq: Number(message.slice(0, a)),
-    epoch: message.slice(a + 1, b),
-    json: message.slice(c + 1),
-  };
+  if (a <= 0 || b <= a + 1 || c <= b + 1 || b - a - 1 > MAX_EPOCH_LENGTH) return null;
+  const seqText = message.slice(0, a);
+  const seq = Number(seqText);
+  if (!/^[1-9][0-9]*$/.test(seqText) || !Number.isSafeInteger(seq)) return null;
+  const json = message.slice(c + 1);
+  if (!json.startsWith('{"type":') || !json.endsWith('}')) return null;
+  return { seq, epoch: message.slice(a + 1, b), json };
 }
 
 /** Whether `channel` has delivered up to `seq` of `epoch` (or moved past that epoch). */

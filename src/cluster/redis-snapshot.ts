@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkJsonBounds } from '../protocol/json-bounds.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
 import { runScript, SNAPSHOT } from './redis-scripts.js';
@@ -37,10 +38,31 @@ export async function readSnapshot(
   topics.forEach((topic, i) => {
     const [epoch, seq, flat] = reply[i] ?? [null, 0, []];
     const entities: unknown[] = [];
-    for (let k = 1; k < flat.length; k += 2) entities.push(JSON.parse(flat[k] as string));
+    for (let k = 1; k < flat.length; k += 2) {
+      const entity = storedEntity(flat[k]);
+      if (entity !== undefined) entities.push(entity);
+    }
     out[topic] = epoch === null ? { entities, seq: Number(seq) } : { entities, seq: Number(seq), epoch };
     if (epoch !== null) waits.push(awaitDelivered(topic, epoch, Number(seq)));
   });
   await Promise.all(waits);
   return out;
+}
+
+/**
+ * An entity as the state hash stores it, or `undefined` for a value that is not one: the hash is input like any
+ * other (anyone with access to the Redis can write it), and a value that does not parse, or parses outside the JSON
+ * bounds, must not fail every later snapshot nor reach the clients; it is left out of the snapshot.
+ */
+function storedEntity(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const isEntity =
+    typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string';
+  return isEntity && checkJsonBounds(value) === null ? value : undefined;
 }

@@ -1,8 +1,10 @@
 /**
- * A topic's Redis channel is input too: anyone who can reach the Redis can PUBLISH on it. Malformed frames (no
+ * What a node reads from Redis is input too. A topic's channel: anyone who can reach the Redis can PUBLISH on it. Malformed frames (no
  * fields, a seq that is not a positive integer, an empty or huge epoch, a payload that is not the script's JSON
  * envelope, a huge message) are dropped by `parseChannelFrame` before they can move a node's position or reach a
- * client; the real frames around them are delivered in order, none missing.
+ * client; the real frames around them are delivered in order, none missing. A topic's state hash: values that do
+ * not parse, are not entities, or are nested past the JSON bounds are left out of snapshots instead of failing every
+ * later reader.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -74,5 +76,53 @@ test(
     assert.ok(node.service.position(TOPIC).seq >= last.seq, 'the node delivered the real frames');
     const res = await fetch(`${node.url}/healthz`);
     assert.equal(res.status, 200);
+  },
+);
+
+test(
+  'corrupt values in a topic state hash are left out of snapshots; joiners and GET /api/snapshot still get the rest',
+  { skip: !up && 'no Redis on 127.0.0.1:6379', timeout: 60_000 },
+  async (t) => {
+    const prefix = testPrefix(t);
+    const redis = redisClient(t);
+    const node = await startNode(t, { redisKeyPrefix: prefix, nodeId: 'only' });
+    const entity = {
+      id: 'good',
+      location: { lat: 52.37, lon: 4.89 },
+      severity: 2,
+      description: 'kept',
+      kind: 'collision',
+      reportedAt: '2026-03-01T11:59:00.000Z',
+      updatedAt: '2026-03-01T12:00:00.000Z',
+      source: 'test',
+    };
+    const first = await node.service.publish(TOPIC, {
+      type: 'UPDATE',
+      data: { upserts: [entity], removes: [] },
+      timestamp: new Date().toISOString(),
+    });
+    assert.ok(first.seq >= 1);
+    const corrupt: Record<string, string> = {
+      'not-json': '{"id":',
+      'not-an-object': '42',
+      'no-id': '{"name":"x"}',
+      'too-deep': `{"id":"too-deep","x":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+    };
+    await redis.hset(`${prefix}{${TOPIC}}:state`, corrupt);
+    const joiner = new RecordingClient([TOPIC]);
+    t.after(() => joiner.close());
+    await joiner.connect(node.wsUrl);
+    const snapshot = joiner.frames.find((f) => f.type === 'SNAPSHOT' && f.topic === undefined);
+    const ids = (
+      (snapshot?.data as Record<string, { entities: { id: string }[] }>)[TOPIC]?.entities ?? []
+    ).map((e) => e.id);
+    assert.deepEqual(ids, ['good'], 'only the stored entity that is one');
+    const res = await fetch(`${node.url}/api/snapshot`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as Record<string, { entities: { id: string }[] }>;
+    assert.deepEqual(
+      body[TOPIC]?.entities.map((e) => e.id),
+      ['good'],
+    );
   },
 );

@@ -9,3 +9,4 @@
 export * from './messages.js';
 export * from './state-model.js';
 export * from './payloads.js';
+export type * from './topic-definition.js';

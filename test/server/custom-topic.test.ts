@@ -79,6 +79,14 @@ function client(t: TestContext, url: string): TestClient {
 
 const isUpdate = (m: ServerMessage): boolean => m.type === 'UPDATE' && m.topic === 'parking';
 
+/** A topic frame as the tests read it. */
+type TopicFrame = ServerMessage & { seq?: number; epoch?: string; recovered?: boolean };
+
+/** The next UPDATE of the parking topic. */
+async function nextUpdate(c: TestClient): Promise<TopicFrame> {
+  return (await c.next(isUpdate)) as TopicFrame;
+}
+
 /** The per-topic state inside the connect-time SNAPSHOT. */
 function parkingState(snapshot: ServerMessage): { entities: unknown[]; seq: number; epoch?: string } {
   assert.equal(snapshot.type, 'SNAPSHOT');
@@ -116,7 +124,7 @@ async function exercise(t: TestContext, writer: CityPulseServer, reader: CityPul
 
   const accepted = await post(writer, { topic: 'parking', entities: [lot('p1', 12)] });
   assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
-  const update1 = await first.next(isUpdate);
+  const update1 = await nextUpdate(first);
   assert.equal(update1.seq, 1);
   assert.equal(update1.epoch, initial.epoch);
   const upserts = (update1.data as { upserts: Record<string, unknown>[] }).upserts;
@@ -135,7 +143,7 @@ async function exercise(t: TestContext, writer: CityPulseServer, reader: CityPul
     assert.equal((refused.body.error as { field?: unknown }).field, field, JSON.stringify(refused.body));
   }
   assert.equal((await post(writer, { topic: 'parking', entities: [lot('p2', 4)] })).status, 202);
-  const update2 = await first.next(isUpdate);
+  const update2 = await nextUpdate(first);
   assert.equal(update2.seq, 2, 'refused ingests took no seq');
 
   // Resume: the frames missed while away, recovered, then live ones.
@@ -144,11 +152,11 @@ async function exercise(t: TestContext, writer: CityPulseServer, reader: CityPul
   assert.equal((await post(writer, { topic: 'parking', entities: [lot('p1', 11)] })).status, 202);
   const second = client(t, `${reader.wsUrl}?resume=parking:${initial.epoch}:2`);
   await second.opened;
-  const replayed = await second.next(isUpdate);
+  const replayed = await nextUpdate(second);
   assert.equal(replayed.seq, 3);
-  assert.equal((replayed as { recovered?: boolean }).recovered, true);
+  assert.equal(replayed.recovered, true);
   assert.equal((await post(writer, { topic: 'parking', entities: [lot('p3', 0)] })).status, 202);
-  assert.equal((await second.next(isUpdate)).seq, 4);
+  assert.equal((await nextUpdate(second)).seq, 4);
 
   // The topic is a metric label like any built-in one.
   const metrics = await get(`${reader.url}/metrics`, `Bearer ${KEY}`);
@@ -183,7 +191,7 @@ test('ACL patterns cover a registry topic: a token for park* reads parking only'
   const refused = await ws.next((m) => m.type === 'ERROR');
   assert.match(JSON.stringify(refused.data), /FORBIDDEN|not allowed|cameras/i);
   assert.equal((await post(server, { topic: 'parking', entities: [lot('p1', 1)] })).status, 202);
-  assert.equal((await ws.next(isUpdate)).seq, 1);
+  assert.equal((await nextUpdate(ws)).seq, 1);
 });
 
 test('the same topic on two nodes over Redis: ingest on one, subscribe and resume on the other', async (t) => {

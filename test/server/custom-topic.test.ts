@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
+import { startCli } from '../helpers/cli.js';
 import { startServer } from '../helpers/servers.js';
 import { TestClient } from '../helpers/test-client.js';
 import { REDIS_URL, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
@@ -200,4 +201,14 @@ test('the same topic on two nodes over Redis: ingest on one, subscribe and resum
   const a = await startNode(t, { redisKeyPrefix, topics: ['cameras', PARKING], publishKeys: [KEY] });
   const b = await startNode(t, { redisKeyPrefix, topics: ['cameras', PARKING], publishKeys: [KEY] });
   await exercise(t, a, b);
+});
+
+test('citypulse serve without --config serves the four city topics and transit', async (t) => {
+  const cli = await startCli(t, []);
+  const res = await get(`${cli.url}/api/topics`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(
+    (JSON.parse(res.text) as { topics: { name: string }[] }).topics.map((info) => info.name),
+    ['cameras', 'weather', 'accidents', 'airQuality', 'transit'],
+  );
 });

@@ -15,7 +15,7 @@ import { createClient } from '../../src/client/index.js';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import { MAX_ACTIVE_ALERTS } from '../../src/protocol/alert-state.js';
 import { KEY, redisClient, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
-import { startServer } from '../helpers/servers.js';
+import { postJson, startServer } from '../helpers/servers.js';
 import { waitFor } from '../client/fixtures/wait.js';
 
 const TOPIC = 'airQuality';
@@ -39,18 +39,12 @@ function station(id: string, aqi: number): Record<string, unknown> {
   };
 }
 
-async function post(
+function post(
   server: CityPulseServer,
   path: string,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  return postJson(server, path, body, KEY);
 }
 
 /** The `data` of the first SNAPSHOT of `TOPIC` a raw socket gets with this query (full or per-topic SNAPSHOT). */

@@ -24,6 +24,7 @@ import { WebSocketService } from '../../src/gateway/websocket-service.js';
 import { MAX_ACTIVE_ALERTS, alertEffect, applyAlert } from '../../src/protocol/alert-state.js';
 import type { WebSocketMessage } from '../../src/protocol/messages.js';
 import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
+import { accident } from '../aggregator/helpers.js';
 
 const TOPIC = 'accidents';
 const IDS = ['a', 'b', 'c', 'd', 'e'];
@@ -76,19 +77,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 const opsArb = fc.array(opArb, { minLength: 1, maxLength: 14 });
 
-function accident(id: string): Record<string, unknown> {
-  return {
-    id,
-    location: { lat: 52.36, lon: 4.9 },
-    severity: 2,
-    description: 'collision',
-    kind: 'collision',
-    reportedAt: '2026-03-01T11:59:00.000Z',
-    updatedAt: '2026-03-01T12:00:00.000Z',
-    source: 'prop',
-  };
-}
-
 /** The messages one op publishes, in order. */
 function messagesOf(op: Op): WebSocketMessage[] {
   const timestamp = '2026-03-01T12:00:00.000Z';
@@ -122,7 +110,14 @@ function messagesOf(op: Op): WebSocketMessage[] {
         alert({ id: `flood-${op.tag}-${j}`, message: `flood ${j}`, severity: 'critical' }),
       );
     case 'update':
-      return [{ type: 'UPDATE', topic: TOPIC, data: { upserts: [accident(op.id)], removes: [] }, timestamp }];
+      return [
+        {
+          type: 'UPDATE',
+          topic: TOPIC,
+          data: { upserts: [accident(op.id, { source: 'prop' })], removes: [] },
+          timestamp,
+        },
+      ];
     case 'join':
       return [];
   }

@@ -3,7 +3,8 @@
  * client connects (AQI 350 through `POST /api/ingest` on `airQuality`: the built-in air-quality rule) is in its first
  * SNAPSHOT, in `client.activeAlerts()`, in `GET /api/snapshot` and in the SNAPSHOT of a resume that fell back to one;
  * resolved later it is gone for the connected client and for a late joiner. Published ALERTs with an id (HTTP and
- * the library) count the same. On one node, and on two nodes over Redis (written on A, read on B).
+ * the library) count the same. On one node, and on two nodes over Redis (written on A, read on B). A resume from
+ * history (a cut link) replays the ALERTs missed meanwhile, and the SDK's active alerts stay exact.
  *
  * Hostile ALERT data (over the JSON bounds: huge, nested; 1,000 distinct ids) never grows the stored set past 256
  * and never breaks a later snapshot reader; neither do garbage values written straight into the Redis alerts hash.
@@ -17,6 +18,7 @@ import { MAX_ACTIVE_ALERTS } from '../../src/protocol/alert-state.js';
 import { KEY, redisClient, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
 import { postJson, startServer } from '../helpers/servers.js';
 import { waitFor } from '../client/fixtures/wait.js';
+import { startTcpProxy } from '../client/fixtures/tcp-proxy.js';
 
 const TOPIC = 'airQuality';
 
@@ -154,6 +156,57 @@ async function scenario(t: TestContext, writer: CityPulseServer, reader: CityPul
 test('single node: active alerts reach a client on connect, in the SDK, over HTTP and after resume', async (t) => {
   const server = await startServer(t, { publishKeys: [KEY] });
   await scenario(t, server, server);
+});
+
+test('single node: a resume replays the ALERTs missed while away; the active alerts stay exact', async (t) => {
+  const server = await startServer(t, { publishKeys: [KEY] });
+  const proxy = await startTcpProxy(server.port);
+  t.after(() => proxy.close());
+  const client = createClient({
+    url: proxy.wsUrl,
+    WebSocket,
+    topics: [TOPIC],
+    backoff: { initialMs: 50, maxMs: 100 },
+  });
+  t.after(() => client.close());
+  const alert = (data: Record<string, unknown>) =>
+    server.service.publish(TOPIC, { type: 'ALERT', topic: TOPIC, data, timestamp: new Date().toISOString() });
+  alert({ id: 'a', message: 'a' });
+  alert({ id: 'b', message: 'b' });
+  await waitFor(() => client.activeAlerts().length === 2, 'the first two alerts', 10_000);
+  let snapshots = 0;
+  let replayed = 0;
+  client.on('snapshot', () => snapshots++);
+  client.on('alert', ({ message }) => {
+    if (message.recovered === true) replayed++;
+  });
+  proxy.sever();
+  await waitFor(() => client.connectionState === 'reconnecting', 'the cut link', 10_000);
+  // While away: one resolved, two raised, one re-raised with new data, one transient, the AQI rule.
+  alert({ id: 'a', state: 'resolved', message: 'a over' });
+  alert({ id: 'c', message: 'c' });
+  alert({ id: 'b', message: 'b again' });
+  alert({ message: 'transient' });
+  assert.equal(
+    (await post(server, '/api/ingest', { topic: TOPIC, entities: [station('s9', 400)] })).status,
+    202,
+  );
+  await waitFor(
+    () => client.position(TOPIC)?.seq === server.service.position(TOPIC).seq,
+    'the client caught up',
+    10_000,
+  );
+  assert.equal(snapshots, 0, 'history covered the gap: replayed, no snapshot');
+  assert.equal(replayed, 5, 'every missed ALERT replayed');
+  const expected = server.aggregator.getTopicSnapshot(TOPIC).alerts;
+  assert.deepEqual(
+    client.activeAlerts().map((a) => [a.id, a.message]),
+    expected.map((a) => [a.id, a.message]),
+  );
+  assert.deepEqual(
+    client.activeAlerts().map((a) => a.id),
+    ['b', 'c', expected[2]?.id],
+  );
 });
 
 /** Hostile ALERTs on `writer`: none is stored past the bound or breaks a reader of `reader`. */

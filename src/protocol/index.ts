@@ -1,8 +1,8 @@
 /**
  * The protocol layer as one entry point (`citypulse/protocol`): the wire protocol of `messages.ts` (message types,
  * validation, error and close codes, and the JSON bounds it re-exports), the state model (`state-model.ts`: entity
- * identity, per-topic validity, the one rule of how an UPDATE changes a topic's state; `alert-state.ts`: how an ALERT does) and the typed payloads with
- * the one envelope encoder (`payloads.ts`). The entity types stay in `topics.ts`.
+ * identity, per-topic validity, the one rule of how an UPDATE changes a topic's state; `alert-state.ts`: how an ALERT
+ * changes its active alerts) and the typed payloads with the one envelope encoder (`payloads.ts`). The entity types stay in `topics.ts`.
  *
  * @module
  */

@@ -29,9 +29,11 @@ export {
   aggregatorOptionsFromConfig,
   createSourcesFromConfig,
   loadConfig,
+  servedTopicNames,
   sourceFactoriesFromConfig,
   validateConfig,
 } from './aggregator/config.js';
+export { CONFIG_SCHEMA_PATH } from './aggregator/config-schema.js';
 export type { CityPulseConfig, SourceConfig } from './aggregator/config.js';
 export { createHttpPollSource } from './aggregator/sources/http-poll.js';
 export { createMqttSource } from './aggregator/sources/mqtt.js';

@@ -10,12 +10,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { checkJsonBounds } from '../protocol/json-bounds.js';
-import { assertNever } from '../protocol/messages.js';
+import { DEFAULT_TOPICS, assertNever } from '../protocol/messages.js';
 import type { Severity } from '../protocol/topics.js';
 import { AQI_CATEGORIES } from '../protocol/topics.js';
 import type { AlertRulesOptions } from './alerts.js';
 import type { BackoffOptions } from './backoff.js';
 import { ConfigError, OptionReader } from './config-reader.js';
+import { checkConfigStructure } from './config-schema.js';
+import { resolveConfigTopics } from './config-topics.js';
+import type { TopicDefinition } from '../protocol/topic-definition.js';
 import { isRecord } from '../shared/json.js';
 import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
@@ -66,6 +69,11 @@ export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSo
 /** A validated config file. */
 export interface CityPulseConfig {
   readonly sources: readonly SourceConfig[];
+  /**
+   * The `topics` section resolved into full definitions, in the order listed (defaults filled, catalog overrides
+   * applied). Served topics: the four city topics, then these (see {@link servedTopicNames}).
+   */
+  readonly topics?: readonly TopicDefinition[];
   readonly ttlMs?: Readonly<Record<string, number>>;
   readonly alerts?: AlertRulesOptions | false;
   readonly sweepIntervalMs?: number;
@@ -73,7 +81,23 @@ export interface CityPulseConfig {
 
 /** Source types a config may use. */
 export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
-const CITY_TOPICS: readonly string[] = SIMULATOR_TOPICS;
+const CITY_TOPICS: readonly string[] = DEFAULT_TOPICS;
+/** Built-in definitions a `topics` entry may name (to serve or tune them). */
+// TEMPORARY until the registry's catalog lands (h12-registry): placeholder definitions of the catalog names.
+const CATALOG: ReadonlyMap<string, TopicDefinition> = new Map(
+  ['cameras', 'weather', 'accidents', 'airQuality', 'transit', 'bikes'].map((name) => [
+    name,
+    {
+      name,
+      idField: 'id',
+      locationField: 'location',
+      display: { label: name, color: '#607d8b', fields: [] },
+      schema: { type: 'object', properties: { location: { type: 'object' } } },
+      ttlMs: 600_000,
+      alerts: [],
+    },
+  ]),
+);
 const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
   'Extreme',
   'Severe',
@@ -117,7 +141,22 @@ function backoff(reader: OptionReader): BackoffOptions | undefined {
   };
 }
 
-function sourceConfig(value: unknown, path: string): SourceConfig {
+/** Refuses `name` at `path` unless it is a served topic, naming the served ones. */
+function requireServed(name: string, path: string, served: readonly string[]): void {
+  if (!served.includes(name))
+    throw new ConfigError(
+      path,
+      `not a served topic (allowed: ${served.join(', ')}; add it to "topics" to serve it)`,
+    );
+}
+
+/**
+ * Reads one source (its structure already checked by the schema). `served` are the topics the config serves:
+ * every topic a source names must be one of them. To add a source type: its schema in `citypulse.schema.json`
+ * (`$defs.source-<type>` and the `type` enum), a member of {@link SourceConfig}, a case here and one in
+ * {@link createSourceFromConfig}.
+ */
+function sourceConfig(value: unknown, path: string, served: readonly string[]): SourceConfig {
   const r = new OptionReader(value, path);
   const type = r.oneOf('type', SOURCE_TYPES);
   switch (type) {
@@ -130,6 +169,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
       const seed = r.optionalNumber('seed', { integer: true });
       const intervalMs = r.optionalNumber('intervalMs', { min: 10 });
       const topics = r.stringList('topics', SIMULATOR_TOPICS);
+      topics?.forEach((topic, i) => requireServed(topic, `${r.at('topics')}[${i}]`, served));
       return {
         type,
         name: r.string('name', 'simulator'),
@@ -142,7 +182,8 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
     case 'http-poll': {
       r.only(['type', 'name', 'url', 'intervalMs', 'timeoutMs', 'headers', 'backoff', 'parser']);
       const parserReader = r.object('parser');
-      createParser(parserReader.value, parserReader.path); // validates the parser options
+      const parser = createParser(parserReader.value, parserReader.path); // validates the parser options
+      requireServed(parser.topic, parserReader.at(parserReader.has('topic') ? 'topic' : 'format'), served);
       const intervalMs = r.optionalNumber('intervalMs', { min: 100 });
       const timeoutMs = r.optionalNumber('timeoutMs', { min: 10 });
       const headers = r.stringMap('headers');
@@ -173,8 +214,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
       const topicsReader = r.object('topics');
       const topics: Record<string, string | string[]> = {};
       for (const key of Object.keys(topicsReader.value)) {
-        if (!CITY_TOPICS.includes(key))
-          throw new ConfigError(topicsReader.at(key), `unknown topic (one of ${CITY_TOPICS.join(', ')})`);
+        requireServed(key, topicsReader.at(key), served);
         const v = topicsReader.value[key];
         topics[key] = Array.isArray(v)
           ? (topicsReader.stringList(key) as string[])
@@ -250,9 +290,16 @@ function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
  * `env` supplies `${NAME}` references (default `process.env`).
  */
 export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.env): CityPulseConfig {
+  // A config is input too: the JSON bounds first, then the structure (citypulse.schema.json), then the rest.
+  const violation = checkJsonBounds(value);
+  if (violation !== null) throw new ConfigError('', `refused (${violation.code}): ${violation.message}`);
+  checkConfigStructure(value);
   const r = new OptionReader(expandEnv(value, '', env), '');
-  r.only(['$schema', 'sources', 'ttlMs', 'alerts', 'sweepIntervalMs']);
-  const sources = r.array('sources', sourceConfig) ?? [];
+  r.only(['$schema', 'sources', 'topics', 'ttlMs', 'alerts', 'sweepIntervalMs']);
+  const topicsReader = r.object('topics', true);
+  const topics = topicsReader === undefined ? undefined : resolveConfigTopics(topicsReader.value, CATALOG);
+  const served = servedTopicNames({ topics });
+  const sources = r.array('sources', (v, path) => sourceConfig(v, path, served)) ?? [];
   if (sources.length === 0) throw new ConfigError('sources', 'must list at least one source');
   const seen = new Set<string>();
   sources.forEach((source, i) => {
@@ -266,14 +313,33 @@ export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.
   const ttlMs =
     ttl === undefined
       ? undefined
-      : Object.fromEntries(Object.keys(ttl.value).map((k) => [k, ttl.number(k, { min: 0 })]));
+      : Object.fromEntries(
+          Object.keys(ttl.value).map((k) => {
+            requireServed(k, ttl.at(k), served);
+            if (
+              topicsReader?.value[k] !== undefined &&
+              isRecord(topicsReader.value[k]) &&
+              topicsReader.value[k].ttlMs !== undefined
+            )
+              throw new ConfigError(ttl.at(k), `set either ttlMs.${k} or topics.${k}.ttlMs, not both`);
+            return [k, ttl.number(k, { min: 0 })];
+          }),
+        );
   const sweepIntervalMs = r.optionalNumber('sweepIntervalMs', { min: 10 });
   return {
     sources,
+    ...(topics === undefined ? {} : { topics }),
     ...(ttlMs === undefined ? {} : { ttlMs }),
     ...(r.has('alerts') ? { alerts: alertsConfig(r.value.alerts, 'alerts') } : {}),
     ...(sweepIntervalMs === undefined ? {} : { sweepIntervalMs }),
   };
+}
+
+/** The topics a config serves, in order: the four city topics, then those its `topics` section lists. */
+export function servedTopicNames(config: Pick<CityPulseConfig, 'topics'>): string[] {
+  const names: string[] = [...CITY_TOPICS];
+  for (const topic of config.topics ?? []) if (!names.includes(topic.name)) names.push(topic.name);
+  return names;
 }
 
 /** Reads and validates a JSON config file. Errors say which file and which field. */
@@ -296,13 +362,11 @@ export async function loadConfig(
   } catch (error) {
     throw new ConfigError(path, `not valid JSON: ${(error as Error).message}`);
   }
-  // A config is input too: the same bounds as every other JSON input, before anything walks it.
-  const violation = checkJsonBounds(value);
-  if (violation !== null) throw new ConfigError(path, `refused (${violation.code}): ${violation.message}`);
   try {
     return validateConfig(value, env);
   } catch (error) {
-    if (error instanceof ConfigError) throw new ConfigError(`${path}: ${error.field}`, error.reason);
+    if (error instanceof ConfigError)
+      throw new ConfigError(error.field === '' ? path : `${path}: ${error.field}`, error.reason);
     throw error;
   }
 }

@@ -42,6 +42,8 @@ export {
   loadConfig,
   servedTopicNames,
   sourceFactoriesFromConfig,
+  topicDefinitionsFromConfig,
+  topicRegistryFromConfig,
   validateConfig,
 } from './aggregator/config.js';
 export { CONFIG_SCHEMA_PATH } from './aggregator/config-schema.js';

@@ -49,6 +49,14 @@ export interface AlertRulesOptions {
   readonly severeWeather?: { readonly minSeverity?: ExternalAlertSeverity } | false;
 }
 
+/** Every built-in rule off (the threshold rules of topics still run). */
+export const BUILTIN_RULES_OFF: AlertRulesOptions = Object.freeze({
+  accidentSeverity: false,
+  airQuality: false,
+  cameraOffline: false,
+  severeWeather: false,
+});
+
 /** Lowest AQI of each category (US EPA). */
 export const AQI_CATEGORY_FLOOR: Readonly<Record<AqiCategory, number>> = {
   good: 0,

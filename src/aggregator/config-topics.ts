@@ -2,15 +2,12 @@
  * The `topics` section of the config file: topics defined in config alone, and catalog topics (`transit`,
  * `bikes`, the four city topics) listed to serve or tune them. The structure is checked by
  * `citypulse.schema.json` first; this module adds what a schema cannot say: a name outside the catalog needs a
- * full definition (`schema`), a catalog name takes overrides only, the entity schema must compile (no remote
- * `$ref`, bounded `pattern`s), rule names are unique, and it fills the defaults.
+ * full definition (`schema`), a catalog name takes overrides only, rule names are unique, and the defaults. The
+ * result must pass the topic registry's own checks (`src/protocol/topic-registry.ts`: the entity schema within
+ * the JSON bounds, compiled in strict mode, no remote `$ref`, bounded `pattern`s).
  *
  * @module
  */
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import type { FormatsPlugin } from 'ajv-formats';
-import { checkJsonBounds, resolveJsonBounds } from '../protocol/json-bounds.js';
 import type {
   DisplayField,
   JsonSchema,
@@ -18,6 +15,7 @@ import type {
   TopicDefinition,
   TopicDisplay,
 } from '../protocol/topic-definition.js';
+import { TopicRegistryError, createTopicRegistry } from '../protocol/topic-registry.js';
 import { isRecord } from '../shared/json.js';
 import { ConfigError } from './config-reader.js';
 
@@ -39,63 +37,24 @@ export const TOPIC_PALETTE: readonly string[] = [
 /** Most fields a default `display.fields` lists (the first scalar properties of the schema). */
 export const DEFAULT_DISPLAY_FIELDS = 4;
 
-/** Longest `pattern` (or `patternProperties` key) an entity schema may hold. */
-export const MAX_SCHEMA_PATTERN_LENGTH = 256;
-
-/** Bounds of one entity schema, tighter than those of the whole config: ajv generates code per node. */
-const SCHEMA_BOUNDS = resolveJsonBounds({ maxDepth: 32, maxNodes: 5_000, maxSize: 256 * 1024 });
-
 /** Keys a catalog topic may override. */
 const CATALOG_OVERRIDES = ['ttlMs', 'display', 'alerts', 'idField'] as const;
 
 /** Base fields every entity has; not listed as default display fields. */
 const BASE_FIELDS = new Set(['id', 'updatedAt', 'source']);
 
-const addFormats = addFormatsModule as unknown as FormatsPlugin;
-
-/** Walks a schema (iteratively; it is within the bounds already) and refuses remote refs and long patterns. */
-function checkSchemaKeywords(schema: JsonSchema, path: string): void {
-  const stack: { value: unknown; path: string }[] = [{ value: schema, path }];
-  while (stack.length > 0) {
-    const { value, path: at } = stack.pop() as { value: unknown; path: string };
-    if (Array.isArray(value)) {
-      value.forEach((v, i) => stack.push({ value: v, path: `${at}[${i}]` }));
-      continue;
-    }
-    if (!isRecord(value)) continue;
-    for (const [key, v] of Object.entries(value)) {
-      const here = `${at}.${key}`;
-      if ((key === '$ref' || key === '$dynamicRef') && typeof v === 'string' && !v.startsWith('#'))
-        throw new ConfigError(
-          here,
-          `only local references ("#/...") are allowed, not ${JSON.stringify(v.slice(0, 80))}`,
-        );
-      if (key === 'pattern' && typeof v === 'string' && v.length > MAX_SCHEMA_PATTERN_LENGTH)
-        throw new ConfigError(here, `longer than ${MAX_SCHEMA_PATTERN_LENGTH} characters`);
-      if (key === 'patternProperties' && isRecord(v)) {
-        const long = Object.keys(v).find((p) => p.length > MAX_SCHEMA_PATTERN_LENGTH);
-        if (long !== undefined)
-          throw new ConfigError(here, `a pattern is longer than ${MAX_SCHEMA_PATTERN_LENGTH} characters`);
-      }
-      stack.push({ value: v, path: here });
-    }
-  }
-}
-
 /**
- * Checks that an entity schema is bounded and compiles. Throws {@link ConfigError} at `path`
- * (`topics.parking.schema: ...`).
+ * Checks a config-defined topic with the topic registry's own rules (one source of truth: bounded schema, only
+ * local `$ref`s, bounded `pattern`s, strict compile). Throws {@link ConfigError} at `topics.<name>.<path>`.
  */
-export function checkEntitySchema(schema: JsonSchema, path: string): void {
-  const violation = checkJsonBounds(schema, SCHEMA_BOUNDS);
-  if (violation !== null) throw new ConfigError(path, `refused (${violation.code}): ${violation.message}`);
-  checkSchemaKeywords(schema, path);
+export function checkTopicDefinition(definition: TopicDefinition, path: string): void {
   try {
-    const ajv = new Ajv2020({ allErrors: false, strict: true, allowUnionTypes: true });
-    addFormats(ajv);
-    ajv.compile(schema);
+    createTopicRegistry([definition]);
   } catch (error) {
-    throw new ConfigError(path, `not a valid JSON Schema: ${(error as Error).message.slice(0, 300)}`);
+    if (!(error instanceof TopicRegistryError)) throw error;
+    const prefix = `topic ${JSON.stringify(error.topic)}${error.path === '' ? '' : ` ${error.path}`}: `;
+    const reason = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+    throw new ConfigError(error.path === '' ? path : `${path}.${error.path}`, reason.slice(0, 300));
   }
 }
 
@@ -192,7 +151,6 @@ export function resolveConfigTopics(
         `is required for a topic outside the catalog (catalog: ${[...catalog.keys()].join(', ')})`,
       );
     const schema: JsonSchema = entry.schema;
-    checkEntitySchema(schema, `${path}.schema`);
     const properties = isRecord(schema.properties) ? schema.properties : {};
     const locationField =
       entry.locationField === null || typeof entry.locationField === 'string'
@@ -202,7 +160,7 @@ export function resolveConfigTopics(
           : null;
     const color = TOPIC_PALETTE[paletteIndex % TOPIC_PALETTE.length] as string;
     paletteIndex += 1;
-    return {
+    const definition: TopicDefinition = {
       name,
       idField: typeof entry.idField === 'string' ? entry.idField : 'id',
       locationField,
@@ -211,5 +169,7 @@ export function resolveConfigTopics(
       ttlMs: typeof entry.ttlMs === 'number' ? entry.ttlMs : CONFIG_TOPIC_TTL_MS,
       alerts: rulesOf(entry.alerts, `${path}.alerts`) ?? [],
     };
+    checkTopicDefinition(definition, path);
+    return definition;
   });
 }

@@ -10,6 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { checkJsonBounds } from '../protocol/json-bounds.js';
+import { BUILTIN_TOPICS } from '../protocol/catalog/index.js';
 import { DEFAULT_TOPICS, assertNever } from '../protocol/messages.js';
 import type { Severity } from '../protocol/topics.js';
 import { AQI_CATEGORIES } from '../protocol/topics.js';
@@ -19,6 +20,7 @@ import { ConfigError, OptionReader } from './config-reader.js';
 import { checkConfigStructure } from './config-schema.js';
 import { resolveConfigTopics } from './config-topics.js';
 import type { TopicDefinition } from '../protocol/topic-definition.js';
+import { createTopicRegistry, type TopicRegistry } from '../protocol/topic-registry.js';
 import { isRecord } from '../shared/json.js';
 import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
@@ -83,21 +85,7 @@ export interface CityPulseConfig {
 export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
 const CITY_TOPICS: readonly string[] = DEFAULT_TOPICS;
 /** Built-in definitions a `topics` entry may name (to serve or tune them). */
-// TEMPORARY until the registry's catalog lands (h12-registry): placeholder definitions of the catalog names.
-const CATALOG: ReadonlyMap<string, TopicDefinition> = new Map(
-  ['cameras', 'weather', 'accidents', 'airQuality', 'transit', 'bikes'].map((name) => [
-    name,
-    {
-      name,
-      idField: 'id',
-      locationField: 'location',
-      display: { label: name, color: '#607d8b', fields: [] },
-      schema: { type: 'object', properties: { location: { type: 'object' } } },
-      ttlMs: 600_000,
-      alerts: [],
-    },
-  ]),
-);
+const CATALOG: ReadonlyMap<string, TopicDefinition> = new Map(Object.entries(BUILTIN_TOPICS));
 const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
   'Extreme',
   'Severe',
@@ -335,6 +323,21 @@ export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.
   };
 }
 
+/**
+ * The definitions of every topic a config serves, in order: the four city topics (their catalog definitions, or
+ * the tuned ones the `topics` section gives), then the other topics it lists. `createServer({ topics })` takes
+ * them.
+ */
+export function topicDefinitionsFromConfig(config: Pick<CityPulseConfig, 'topics'>): TopicDefinition[] {
+  const listed = new Map((config.topics ?? []).map((t) => [t.name, t]));
+  return servedTopicNames(config).map((name) => listed.get(name) ?? (CATALOG.get(name) as TopicDefinition));
+}
+
+/** The registry of the topics a config serves (see {@link topicDefinitionsFromConfig}). */
+export function topicRegistryFromConfig(config: Pick<CityPulseConfig, 'topics'>): TopicRegistry {
+  return createTopicRegistry(topicDefinitionsFromConfig(config));
+}
+
 /** The topics a config serves, in order: the four city topics, then those its `topics` section lists. */
 export function servedTopicNames(config: Pick<CityPulseConfig, 'topics'>): string[] {
   const names: string[] = [...CITY_TOPICS];
@@ -409,11 +412,12 @@ export function sourceFactoriesFromConfig(config: CityPulseConfig): (() => Sourc
   return config.sources.map((source, i) => () => createSourceFromConfig(source, i));
 }
 
-/** The `DataAggregator` options a config gives: its sources, TTLs, alert rules and sweep interval. */
+/** The `DataAggregator` options a config gives: its topics, sources, TTLs, alert rules and sweep interval. */
 export function aggregatorOptionsFromConfig(
   config: CityPulseConfig,
-): Pick<DataAggregatorOptions, 'sources' | 'ttlMs' | 'alerts' | 'sweepIntervalMs'> {
+): Pick<DataAggregatorOptions, 'registry' | 'sources' | 'ttlMs' | 'alerts' | 'sweepIntervalMs'> {
   return {
+    registry: topicRegistryFromConfig(config),
     sources: createSourcesFromConfig(config),
     ...(config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs }),
     ...(config.alerts === undefined ? {} : { alerts: config.alerts }),

@@ -9,7 +9,12 @@ import { HELP, UsageError, parseServeArgs, readPackageVersion } from './cli-args
 import { createLogger, guardStdio } from '../shared/logger.js';
 import { createServer } from './create-server.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { ConfigError, loadConfig, sourceFactoriesFromConfig } from '../aggregator/config.js';
+import {
+  ConfigError,
+  loadConfig,
+  sourceFactoriesFromConfig,
+  topicRegistryFromConfig,
+} from '../aggregator/config.js';
 import type { CityPulseServerOptions } from './create-server.js';
 
 /** After the first SIGINT/SIGTERM the process exits within this long, whatever `close()` is waiting on. */
@@ -32,12 +37,13 @@ async function main(): Promise<void> {
     process.stdout.write(parsed.print === 'version' ? `${readPackageVersion()}\n` : HELP);
     return;
   }
-  let fromConfig: Pick<CityPulseServerOptions, 'sourceFactories' | 'aggregator'> = {};
+  let fromConfig: Pick<CityPulseServerOptions, 'topics' | 'sourceFactories' | 'aggregator'> = {};
   if (parsed.configFile !== undefined) {
     try {
       const config = await loadConfig(parsed.configFile);
       const { ttlMs, alerts, sweepIntervalMs } = config;
       fromConfig = {
+        topics: topicRegistryFromConfig(config),
         sourceFactories: sourceFactoriesFromConfig(config),
         aggregator: {
           ...(ttlMs === undefined ? {} : { ttlMs }),

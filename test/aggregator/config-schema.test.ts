@@ -383,13 +383,6 @@ test('a typo in any section is refused with its path and the allowed values', ()
 
 test('topic definitions are input: bounded, compiled, no remote refs', () => {
   const topic = (schema: unknown) => ({ sources: [{ type: 'simulator' }], topics: { t: { schema } } });
-  const deep: Record<string, unknown> = { type: 'object' };
-  let cursor = deep;
-  for (let i = 0; i < 20; i++) {
-    const next: Record<string, unknown> = { type: 'object' };
-    cursor.properties = { x: next };
-    cursor = next;
-  }
   const many = Object.fromEntries(
     Array.from({ length: 65 }, (_, i) => [`t${i}`, { schema: { type: 'object' } }]),
   );
@@ -407,7 +400,6 @@ test('topic definitions are input: bounded, compiled, no remote refs', () => {
     ],
     [topic({ type: 'object', properties: { a: { type: 'string', pattern: '(' } } }), 'topics.t.schema'],
     [topic({ type: 'object', propertiez: {} }), 'topics.t.schema'],
-    [topic(deep), 'topics.t.schema'],
     [topic('object'), 'topics.t.schema: must be an object'],
     [{ sources: [{ type: 'simulator' }], topics: many }, 'topics: must NOT have more than 64 properties'],
     [

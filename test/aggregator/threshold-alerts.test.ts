@@ -10,7 +10,9 @@ import {
 } from '../../src/aggregator/threshold-alerts.js';
 import type { ThresholdOperator, ThresholdRule } from '../../src/protocol/topic-definition.js';
 import type { CityAlert, EntityBase } from '../../src/protocol/topics.js';
-import { ManualClock } from './helpers.js';
+import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
+import { createTopicRegistry } from '../../src/protocol/topic-registry.js';
+import { ManualClock, RecordingPublisher } from './helpers.js';
 
 const garage = (id: string, free: unknown, extra: Record<string, unknown> = {}): EntityBase =>
   ({
@@ -180,4 +182,30 @@ test('property: the alerts of a rule alternate raised/resolved per entity and ma
     ),
     { numRuns: 200 },
   );
+});
+
+test('the aggregator runs a topic definition’s threshold rules, even with the built-in rules off', () => {
+  const clock = new ManualClock();
+  const registry = createTopicRegistry([
+    {
+      name: 'parking',
+      idField: 'id',
+      locationField: null,
+      display: { label: 'Parking', color: '#000', fields: [] },
+      schema: { type: 'object', properties: { free: { type: 'integer' } } },
+      ttlMs: 0,
+      alerts: [FULL],
+    },
+  ]);
+  const aggregator = new DataAggregator({ registry, alerts: false, now: clock.now });
+  const publisher = new RecordingPublisher();
+  aggregator.attach(publisher);
+  assert.equal(aggregator.ingest('parking', [{ id: 'g1', name: 'North', free: 2 }]).ok, true);
+  assert.deepEqual(summary(aggregator.activeAlerts()), ['parking-full:parking:g1:raised']);
+  assert.equal(aggregator.ingest('parking', [{ id: 'g1', name: 'North', free: 50 }]).ok, true);
+  assert.deepEqual(aggregator.activeAlerts(), []);
+  const alerts = publisher.messages
+    .filter((m) => m.message.type === 'ALERT')
+    .map((m) => m.message.data as CityAlert);
+  assert.deepEqual(summary(alerts), ['parking-full:parking:g1:raised', 'parking-full:parking:g1:resolved']);
 });

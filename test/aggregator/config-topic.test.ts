@@ -6,6 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   aggregatorOptionsFromConfig,
@@ -15,6 +19,7 @@ import {
   topicRegistryFromConfig,
 } from '../../src/aggregator/config.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
+import { startCli } from '../helpers/cli.js';
 import { startServer } from '../helpers/servers.js';
 import { connect, eventually } from '../helpers/test-client.js';
 
@@ -81,4 +86,38 @@ test('examples/parking.json: a config-only topic is served, fed over HTTP, snaps
     ['parking:P2', 6],
     ['parking:P3', 145],
   ]);
+});
+
+test('citypulse serve --config: serves the config-only topic, and refuses a typo naming file, path and allowed values', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'citypulse-cli-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.json');
+  await writeFile(
+    good,
+    JSON.stringify({
+      topics: { parking: { schema: { type: 'object', properties: { free: { type: 'integer' } } } } },
+      sources: [{ type: 'simulator', topics: ['weather'] }],
+      ttlMs: { parking: 0 },
+    }),
+  );
+  const cli = await startCli(t, ['--config', good]);
+  const { client, snapshot } = await connect(cli.wsUrl, 'topics=parking');
+  t.after(() => client.close());
+  assert.deepEqual(Object.keys((snapshot as ServerMessage & { data: object }).data), ['parking']);
+
+  const bad = join(dir, 'bad.json');
+  await writeFile(bad, JSON.stringify({ sources: [{ type: 'simulator' }], ttlMs: { acidents: 1000 } }));
+  const refused = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'src/app/cli.ts', 'serve', '--config', bad],
+    {
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+  assert.equal(refused.status, 2);
+  assert.equal(
+    refused.stderr,
+    `citypulse: ${bad}: ttlMs.acidents: not a served topic (allowed: cameras, weather, accidents, airQuality; add it to "topics" to serve it)\n`,
+  );
 });

@@ -96,12 +96,15 @@ return out
 `);
 
 /**
- * Reads the state of several topics with their positions, atomically.
- * KEYS: meta1, state1, meta2, state2, ... Returns per topic: { epoch or false, seq, { id, json, ... } }.
+ * Reads the state of several topics with their positions, atomically. A topic nothing was published on yet gets
+ * its epoch here (HSETNX, as the publish script does), so every snapshot carries its topic's epoch from the start.
+ * KEYS: meta1, state1, meta2, state2, ... ARGV: epochCandidate.
+ * Returns per topic: { epoch, seq, { id, json, ... } }.
  */
 export const SNAPSHOT = script(`
 local out = {}
 for k = 1, #KEYS, 2 do
+  redis.call('HSETNX', KEYS[k], 'epoch', ARGV[1])
   local epoch = redis.call('HGET', KEYS[k], 'epoch')
   local seq = tonumber(redis.call('HGET', KEYS[k], 'seq') or '0')
   out[#out + 1] = { epoch or false, seq, redis.call('HGETALL', KEYS[k + 1]) }

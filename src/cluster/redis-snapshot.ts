@@ -8,6 +8,7 @@
 import { checkJsonBounds } from '../protocol/json-bounds.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
+import { newEpoch } from './redis-publish.js';
 import { runScript, SNAPSHOT } from './redis-scripts.js';
 
 /** The shared state of one topic: its entities and position (`epoch` absent when nothing was ever published). */
@@ -30,7 +31,7 @@ export async function readSnapshot(
   const keyList: string[] = [];
   for (const topic of topics) keyList.push(keys.topic(topic, 'meta'), keys.topic(topic, 'state'));
   const reply = (await connection.bounded(
-    runScript(connection.redis, SNAPSHOT, keyList, []),
+    runScript(connection.redis, SNAPSHOT, keyList, [newEpoch()]),
     'snapshot',
   )) as [string | null, number, string[]][];
   const out: Record<string, TopicSnapshot> = {};
@@ -43,7 +44,8 @@ export async function readSnapshot(
       if (entity !== undefined) entities.push(entity);
     }
     out[topic] = epoch === null ? { entities, seq: Number(seq) } : { entities, seq: Number(seq), epoch };
-    if (epoch !== null) waits.push(awaitDelivered(topic, epoch, Number(seq)));
+    // At seq 0 there is no frame to wait for (the topic's first frame sets this node's epoch when it arrives).
+    if (epoch !== null && Number(seq) > 0) waits.push(awaitDelivered(topic, epoch, Number(seq)));
   });
   await Promise.all(waits);
   return out;

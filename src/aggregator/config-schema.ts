@@ -110,6 +110,12 @@ export function configErrorOf(error: ErrorObject): ConfigError {
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
       return new ConfigError(path, `must be a number ${String(params.comparison)} ${String(params.limit)}`);
+    case 'minProperties':
+      return new ConfigError(path, `must have at least ${String(params.limit)} key(s)`);
+    case 'maxProperties':
+      return new ConfigError(path, `must have at most ${String(params.limit)} keys`);
+    case 'maxItems':
+      return new ConfigError(path, `must list at most ${String(params.limit)}`);
     case 'minItems':
       return new ConfigError(path, `must list at least ${String(params.limit)}`);
     default:

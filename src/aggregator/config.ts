@@ -1,7 +1,10 @@
 /**
- * The citypulse config file (`citypulse.config.json`): which sources feed the aggregator, entity TTLs and alert
- * rules. `loadConfig` reads and validates it (errors name the bad field: `sources[2].url: must be an http(s)
- * URL`); `createSourcesFromConfig` builds the sources; `aggregatorOptionsFromConfig` gives everything the
+ * The citypulse config file (`citypulse.config.json`): which topics are served (the `topics` section,
+ * `config-topics.ts`), which sources feed the aggregator, entity TTLs and alert rules. `loadConfig` reads and
+ * validates it: the JSON bounds, then the structure against `citypulse.schema.json` (`config-schema.ts`, the one
+ * source of truth for keys, types, enums and ranges: this file does not repeat them), then the semantic checks
+ * here (env expansion, URL schemes, unique names, served topics). Errors name the bad field:
+ * `sources[2].url: must be an http(s) URL`. `createSourcesFromConfig` builds the sources; `aggregatorOptionsFromConfig` gives everything the
  * `DataAggregator` constructor takes from it. String values may reference environment variables as `${NAME}`
  * or `${NAME:-default}` (for API keys, passwords, ports); an unset variable without a default is a config error.
  * `docs/sources.md` is the reference.
@@ -118,7 +121,6 @@ function expandEnv(value: unknown, path: string, env: NodeJS.ProcessEnv): unknow
 function backoff(reader: OptionReader): BackoffOptions | undefined {
   const b = reader.object('backoff', true);
   if (b === undefined) return undefined;
-  b.only(['initialMs', 'maxMs', 'factor']);
   const initialMs = b.optionalNumber('initialMs', { min: 1 });
   const maxMs = b.optionalNumber('maxMs', { min: 1 });
   const factor = b.optionalNumber('factor', { min: 1, max: 10 });
@@ -149,7 +151,6 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
   const type = r.oneOf('type', SOURCE_TYPES);
   switch (type) {
     case 'simulator': {
-      r.only(['type', 'name', 'seed', 'intervalMs', 'city', 'topics']);
       const city = r.string('city', null);
       if (city !== undefined && CITIES[city.toLowerCase()] === undefined) {
         throw new ConfigError(r.at('city'), `must be one of ${Object.keys(CITIES).join(', ')}`);
@@ -168,7 +169,6 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
       };
     }
     case 'http-poll': {
-      r.only(['type', 'name', 'url', 'intervalMs', 'timeoutMs', 'headers', 'backoff', 'parser']);
       const parserReader = r.object('parser');
       const parser = createParser(parserReader.value, parserReader.path); // validates the parser options
       requireServed(parser.topic, parserReader.at(parserReader.has('topic') ? 'topic' : 'format'), served);
@@ -188,17 +188,6 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
       };
     }
     case 'mqtt': {
-      r.only([
-        'type',
-        'name',
-        'url',
-        'topics',
-        'clientId',
-        'username',
-        'password',
-        'qos',
-        'reconnectPeriodMs',
-      ]);
       const topicsReader = r.object('topics');
       const topics: Record<string, string | string[]> = {};
       for (const key of Object.keys(topicsReader.value)) {
@@ -234,12 +223,7 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
 
 function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
   if (value === false) return false;
-  const r = new OptionReader(value, path).only([
-    'accidentSeverity',
-    'airQuality',
-    'cameraOffline',
-    'severeWeather',
-  ]);
+  const r = new OptionReader(value, path);
   const rule = <T>(key: string, read: (rr: OptionReader) => T): T | false | undefined => {
     const v = r.value[key];
     if (v === undefined) return undefined;
@@ -247,22 +231,18 @@ function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
     return read(new OptionReader(v, r.at(key)));
   };
   const accidentSeverity = rule('accidentSeverity', (rr) => {
-    rr.only(['minSeverity']);
     return { minSeverity: rr.number('minSeverity', { min: 1, max: 5, integer: true }, 4) as Severity };
   });
   const airQuality = rule('airQuality', (rr) => {
-    rr.only(['category', 'hysteresis']);
     return {
       category: rr.oneOf('category', AQI_CATEGORIES, 'unhealthy'),
       hysteresis: rr.number('hysteresis', { min: 0, max: 100 }, 10),
     };
   });
   const cameraOffline = rule('cameraOffline', (rr) => {
-    rr.only(['afterMs']);
     return { afterMs: rr.number('afterMs', { min: 0 }, 600_000) };
   });
   const severeWeather = rule('severeWeather', (rr) => {
-    rr.only(['minSeverity']);
     return { minSeverity: rr.oneOf('minSeverity', EXTERNAL_SEVERITIES, 'Severe') };
   });
   return {
@@ -283,7 +263,6 @@ export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.
   if (violation !== null) throw new ConfigError('', `refused (${violation.code}): ${violation.message}`);
   checkConfigStructure(value);
   const r = new OptionReader(expandEnv(value, '', env), '');
-  r.only(['$schema', 'sources', 'topics', 'ttlMs', 'alerts', 'sweepIntervalMs']);
   const topicsReader = r.object('topics', true);
   const topics = topicsReader === undefined ? undefined : resolveConfigTopics(topicsReader.value, CATALOG);
   const served = servedTopicNames({ topics });

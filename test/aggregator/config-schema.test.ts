@@ -456,6 +456,13 @@ test('the schema agrees with the code: enums, descriptions, closed objects', () 
   assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   assert.ok(typeof schema.$id === 'string' && schema.$id.length > 0);
   assert.ok(CONFIG_SCHEMA_PATH.endsWith('citypulse.schema.json'));
+  // Shipped in the package and reachable as `citypulse/citypulse.schema.json`.
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+    files: string[];
+    exports: Record<string, unknown>;
+  };
+  assert.ok(pkg.files.includes('citypulse.schema.json'));
+  assert.equal(pkg.exports['./citypulse.schema.json'], './citypulse.schema.json');
   assert.deepEqual(get('$defs.source.properties.type.enum'), [...SOURCE_TYPES]);
   assert.deepEqual(get('$defs.parser.properties.format.enum'), [...PARSER_FORMATS]);
   assert.deepEqual(get('$defs.source-simulator.properties.topics.items.enum'), [...SIMULATOR_TOPICS]);

@@ -42,9 +42,13 @@ export {
   aggregatorOptionsFromConfig,
   createSourcesFromConfig,
   loadConfig,
+  servedTopicNames,
   sourceFactoriesFromConfig,
+  topicDefinitionsFromConfig,
+  topicRegistryFromConfig,
   validateConfig,
 } from './aggregator/config.js';
+export { CONFIG_SCHEMA_PATH } from './aggregator/config-schema.js';
 export type { CityPulseConfig, SourceConfig } from './aggregator/config.js';
 export { createHttpPollSource } from './aggregator/sources/http-poll.js';
 export { createMqttSource } from './aggregator/sources/mqtt.js';

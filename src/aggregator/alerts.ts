@@ -12,6 +12,9 @@
  * - `severe-weather`: an upstream weather alert (US NWS) with severity at or above `minSeverity`; resolved when
  *   the upstream stops listing it or it expires.
  *
+ * Besides these, every topic's threshold rules (`ThresholdRule`, from the config `topics` section) run on each
+ * committed change of the topic (`threshold-alerts.ts`), with alert ids `<rule>:<topic>:<entity id>`.
+ *
  * @module
  */
 import type {
@@ -24,7 +27,12 @@ import type {
   EntityBase,
   Severity,
 } from '../protocol/topics.js';
+import type { ThresholdRule } from '../protocol/topic-definition.js';
 import type { ExternalAlert, ExternalAlertSeverity } from './source.js';
+import { thresholdTransitions } from './threshold-alerts.js';
+
+/** The threshold rules of a topic (`[]` for none). */
+export type ThresholdRulesOf = (topic: string) => readonly ThresholdRule[];
 
 /** Names of the built-in rules (the `rule` field of their alerts). */
 export type AlertRuleName = 'accident-severity' | 'air-quality' | 'camera-offline' | 'severe-weather';
@@ -40,6 +48,14 @@ export interface AlertRulesOptions {
   /** Default `{ minSeverity: 'Severe' }`. */
   readonly severeWeather?: { readonly minSeverity?: ExternalAlertSeverity } | false;
 }
+
+/** Every built-in rule off (the threshold rules of topics still run). */
+export const BUILTIN_RULES_OFF: AlertRulesOptions = Object.freeze({
+  accidentSeverity: false,
+  airQuality: false,
+  cameraOffline: false,
+  severeWeather: false,
+});
 
 /** Lowest AQI of each category (US EPA). */
 export const AQI_CATEGORY_FLOOR: Readonly<Record<AqiCategory, number>> = {
@@ -71,6 +87,11 @@ function key(rule: AlertRuleName, topic: string, entityId: string): string {
   return `${rule}\u0000${topic}\u0000${entityId}`;
 }
 
+/** Key of a threshold rule's alert (its id is already unique; the prefix keeps it apart from built-in keys). */
+function thresholdKey(id: string): string {
+  return `threshold\u0000${id}`;
+}
+
 function minutes(ms: number): string {
   const m = Math.round(ms / 60_000);
   return m === 1 ? '1 minute' : `${m} minutes`;
@@ -87,9 +108,15 @@ export class AlertEngine {
   private readonly severeWeather: { minRank: number } | null;
   private counter = 0;
 
+  /**
+   * @param options the built-in rules (`alerts` of the config file).
+   * @param now the clock (ms).
+   * @param thresholdRules the threshold rules of each topic (default none).
+   */
   constructor(
     options: AlertRulesOptions,
     private readonly now: () => number,
+    private readonly thresholdRules: ThresholdRulesOf = () => [],
   ) {
     this.accident =
       options.accidentSeverity === false ? null : { minSeverity: options.accidentSeverity?.minSeverity ?? 4 };
@@ -152,7 +179,37 @@ export class AlertEngine {
       default:
         break;
     }
+    this.evaluateThresholds(topic, upserts, removes, out);
     return out;
+  }
+
+  private evaluateThresholds(
+    topic: string,
+    upserts: readonly EntityBase[],
+    removes: readonly string[],
+    out: CityAlert[],
+  ): void {
+    const rules = this.thresholdRules(topic);
+    const isActive = (id: string): boolean => this.active.has(thresholdKey(id));
+    for (const step of thresholdTransitions(topic, rules, upserts, removes, isActive)) {
+      if (step.kind === 'resolve') {
+        this.resolve(thresholdKey(step.id), out);
+        continue;
+      }
+      const now = this.now();
+      const alert: CityAlert = {
+        id: step.id,
+        rule: step.rule.name,
+        severity: step.rule.severity,
+        topic,
+        entityId: step.entityId,
+        message: step.message,
+        raisedAt: new Date(now).toISOString(),
+        state: 'raised',
+      };
+      this.active.set(thresholdKey(step.id), { alert });
+      out.push(alert);
+    }
   }
 
   /**

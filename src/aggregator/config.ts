@@ -1,7 +1,10 @@
 /**
- * The citypulse config file (`citypulse.config.json`): which sources feed the aggregator, entity TTLs and alert
- * rules. `loadConfig` reads and validates it (errors name the bad field: `sources[2].url: must be an http(s)
- * URL`); `createSourcesFromConfig` builds the sources; `aggregatorOptionsFromConfig` gives everything the
+ * The citypulse config file (`citypulse.config.json`): which topics are served (the `topics` section,
+ * `config-topics.ts`), which sources feed the aggregator, entity TTLs and alert rules. `loadConfig` reads and
+ * validates it: the JSON bounds, then the structure against `citypulse.schema.json` (`config-schema.ts`, the one
+ * source of truth for keys, types, enums and ranges: this file does not repeat them), then the semantic checks
+ * here (env expansion, URL schemes, unique names, served topics). Errors name the bad field:
+ * `sources[2].url: must be an http(s) URL`. `createSourcesFromConfig` builds the sources; `aggregatorOptionsFromConfig` gives everything the
  * `DataAggregator` constructor takes from it. String values may reference environment variables as `${NAME}`
  * or `${NAME:-default}` (for API keys, passwords, ports); an unset variable without a default is a config error.
  * `docs/sources.md` is the reference.
@@ -10,12 +13,17 @@
  */
 import { readFile } from 'node:fs/promises';
 import { checkJsonBounds } from '../protocol/json-bounds.js';
-import { assertNever } from '../protocol/messages.js';
+import { BUILTIN_TOPICS } from '../protocol/catalog/index.js';
+import { DEFAULT_TOPICS, assertNever } from '../protocol/messages.js';
 import type { Severity } from '../protocol/topics.js';
 import { AQI_CATEGORIES } from '../protocol/topics.js';
 import type { AlertRulesOptions } from './alerts.js';
 import type { BackoffOptions } from './backoff.js';
 import { ConfigError, OptionReader } from './config-reader.js';
+import { checkConfigStructure } from './config-schema.js';
+import { resolveConfigTopics } from './config-topics.js';
+import type { TopicDefinition } from '../protocol/topic-definition.js';
+import { createTopicRegistry, type TopicRegistry } from '../protocol/topic-registry.js';
 import { isRecord } from '../shared/json.js';
 import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
@@ -66,6 +74,11 @@ export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSo
 /** A validated config file. */
 export interface CityPulseConfig {
   readonly sources: readonly SourceConfig[];
+  /**
+   * The `topics` section resolved into full definitions, in the order listed (defaults filled, catalog overrides
+   * applied). Served topics: the four city topics, then these (see {@link servedTopicNames}).
+   */
+  readonly topics?: readonly TopicDefinition[];
   readonly ttlMs?: Readonly<Record<string, number>>;
   readonly alerts?: AlertRulesOptions | false;
   readonly sweepIntervalMs?: number;
@@ -73,7 +86,9 @@ export interface CityPulseConfig {
 
 /** Source types a config may use. */
 export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
-const CITY_TOPICS: readonly string[] = SIMULATOR_TOPICS;
+const CITY_TOPICS: readonly string[] = DEFAULT_TOPICS;
+/** Built-in definitions a `topics` entry may name (to serve or tune them). */
+const CATALOG: ReadonlyMap<string, TopicDefinition> = new Map(Object.entries(BUILTIN_TOPICS));
 const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
   'Extreme',
   'Severe',
@@ -106,7 +121,6 @@ function expandEnv(value: unknown, path: string, env: NodeJS.ProcessEnv): unknow
 function backoff(reader: OptionReader): BackoffOptions | undefined {
   const b = reader.object('backoff', true);
   if (b === undefined) return undefined;
-  b.only(['initialMs', 'maxMs', 'factor']);
   const initialMs = b.optionalNumber('initialMs', { min: 1 });
   const maxMs = b.optionalNumber('maxMs', { min: 1 });
   const factor = b.optionalNumber('factor', { min: 1, max: 10 });
@@ -117,12 +131,26 @@ function backoff(reader: OptionReader): BackoffOptions | undefined {
   };
 }
 
-function sourceConfig(value: unknown, path: string): SourceConfig {
+/** Refuses `name` at `path` unless it is a served topic, naming the served ones. */
+function requireServed(name: string, path: string, served: readonly string[]): void {
+  if (!served.includes(name))
+    throw new ConfigError(
+      path,
+      `not a served topic (allowed: ${served.join(', ')}; add it to "topics" to serve it)`,
+    );
+}
+
+/**
+ * Reads one source (its structure already checked by the schema). `served` are the topics the config serves:
+ * every topic a source names must be one of them. To add a source type: its schema in `citypulse.schema.json`
+ * (`$defs.source-<type>` and the `type` enum), a member of {@link SourceConfig}, a case here and one in
+ * {@link createSourceFromConfig}.
+ */
+function sourceConfig(value: unknown, path: string, served: readonly string[]): SourceConfig {
   const r = new OptionReader(value, path);
   const type = r.oneOf('type', SOURCE_TYPES);
   switch (type) {
     case 'simulator': {
-      r.only(['type', 'name', 'seed', 'intervalMs', 'city', 'topics']);
       const city = r.string('city', null);
       if (city !== undefined && CITIES[city.toLowerCase()] === undefined) {
         throw new ConfigError(r.at('city'), `must be one of ${Object.keys(CITIES).join(', ')}`);
@@ -130,6 +158,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
       const seed = r.optionalNumber('seed', { integer: true });
       const intervalMs = r.optionalNumber('intervalMs', { min: 10 });
       const topics = r.stringList('topics', SIMULATOR_TOPICS);
+      topics?.forEach((topic, i) => requireServed(topic, `${r.at('topics')}[${i}]`, served));
       return {
         type,
         name: r.string('name', 'simulator'),
@@ -140,9 +169,9 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
       };
     }
     case 'http-poll': {
-      r.only(['type', 'name', 'url', 'intervalMs', 'timeoutMs', 'headers', 'backoff', 'parser']);
       const parserReader = r.object('parser');
-      createParser(parserReader.value, parserReader.path); // validates the parser options
+      const parser = createParser(parserReader.value, parserReader.path); // validates the parser options
+      requireServed(parser.topic, parserReader.at(parserReader.has('topic') ? 'topic' : 'format'), served);
       const intervalMs = r.optionalNumber('intervalMs', { min: 100 });
       const timeoutMs = r.optionalNumber('timeoutMs', { min: 10 });
       const headers = r.stringMap('headers');
@@ -159,22 +188,10 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
       };
     }
     case 'mqtt': {
-      r.only([
-        'type',
-        'name',
-        'url',
-        'topics',
-        'clientId',
-        'username',
-        'password',
-        'qos',
-        'reconnectPeriodMs',
-      ]);
       const topicsReader = r.object('topics');
       const topics: Record<string, string | string[]> = {};
       for (const key of Object.keys(topicsReader.value)) {
-        if (!CITY_TOPICS.includes(key))
-          throw new ConfigError(topicsReader.at(key), `unknown topic (one of ${CITY_TOPICS.join(', ')})`);
+        requireServed(key, topicsReader.at(key), served);
         const v = topicsReader.value[key];
         topics[key] = Array.isArray(v)
           ? (topicsReader.stringList(key) as string[])
@@ -206,12 +223,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
 
 function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
   if (value === false) return false;
-  const r = new OptionReader(value, path).only([
-    'accidentSeverity',
-    'airQuality',
-    'cameraOffline',
-    'severeWeather',
-  ]);
+  const r = new OptionReader(value, path);
   const rule = <T>(key: string, read: (rr: OptionReader) => T): T | false | undefined => {
     const v = r.value[key];
     if (v === undefined) return undefined;
@@ -219,22 +231,18 @@ function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
     return read(new OptionReader(v, r.at(key)));
   };
   const accidentSeverity = rule('accidentSeverity', (rr) => {
-    rr.only(['minSeverity']);
     return { minSeverity: rr.number('minSeverity', { min: 1, max: 5, integer: true }, 4) as Severity };
   });
   const airQuality = rule('airQuality', (rr) => {
-    rr.only(['category', 'hysteresis']);
     return {
       category: rr.oneOf('category', AQI_CATEGORIES, 'unhealthy'),
       hysteresis: rr.number('hysteresis', { min: 0, max: 100 }, 10),
     };
   });
   const cameraOffline = rule('cameraOffline', (rr) => {
-    rr.only(['afterMs']);
     return { afterMs: rr.number('afterMs', { min: 0 }, 600_000) };
   });
   const severeWeather = rule('severeWeather', (rr) => {
-    rr.only(['minSeverity']);
     return { minSeverity: rr.oneOf('minSeverity', EXTERNAL_SEVERITIES, 'Severe') };
   });
   return {
@@ -250,9 +258,15 @@ function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
  * `env` supplies `${NAME}` references (default `process.env`).
  */
 export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.env): CityPulseConfig {
+  // A config is input too: the JSON bounds first, then the structure (citypulse.schema.json), then the rest.
+  const violation = checkJsonBounds(value);
+  if (violation !== null) throw new ConfigError('', `refused (${violation.code}): ${violation.message}`);
+  checkConfigStructure(value);
   const r = new OptionReader(expandEnv(value, '', env), '');
-  r.only(['$schema', 'sources', 'ttlMs', 'alerts', 'sweepIntervalMs']);
-  const sources = r.array('sources', sourceConfig) ?? [];
+  const topicsReader = r.object('topics', true);
+  const topics = topicsReader === undefined ? undefined : resolveConfigTopics(topicsReader.value, CATALOG);
+  const served = servedTopicNames({ topics });
+  const sources = r.array('sources', (v, path) => sourceConfig(v, path, served)) ?? [];
   if (sources.length === 0) throw new ConfigError('sources', 'must list at least one source');
   const seen = new Set<string>();
   sources.forEach((source, i) => {
@@ -266,14 +280,48 @@ export function validateConfig(value: unknown, env: NodeJS.ProcessEnv = process.
   const ttlMs =
     ttl === undefined
       ? undefined
-      : Object.fromEntries(Object.keys(ttl.value).map((k) => [k, ttl.number(k, { min: 0 })]));
+      : Object.fromEntries(
+          Object.keys(ttl.value).map((k) => {
+            requireServed(k, ttl.at(k), served);
+            if (
+              topicsReader?.value[k] !== undefined &&
+              isRecord(topicsReader.value[k]) &&
+              topicsReader.value[k].ttlMs !== undefined
+            )
+              throw new ConfigError(ttl.at(k), `set either ttlMs.${k} or topics.${k}.ttlMs, not both`);
+            return [k, ttl.number(k, { min: 0 })];
+          }),
+        );
   const sweepIntervalMs = r.optionalNumber('sweepIntervalMs', { min: 10 });
   return {
     sources,
+    ...(topics === undefined ? {} : { topics }),
     ...(ttlMs === undefined ? {} : { ttlMs }),
     ...(r.has('alerts') ? { alerts: alertsConfig(r.value.alerts, 'alerts') } : {}),
     ...(sweepIntervalMs === undefined ? {} : { sweepIntervalMs }),
   };
+}
+
+/**
+ * The definitions of every topic a config serves, in order: the four city topics (their catalog definitions, or
+ * the tuned ones the `topics` section gives), then the other topics it lists. `createServer({ topics })` takes
+ * them.
+ */
+export function topicDefinitionsFromConfig(config: Pick<CityPulseConfig, 'topics'>): TopicDefinition[] {
+  const listed = new Map((config.topics ?? []).map((t) => [t.name, t]));
+  return servedTopicNames(config).map((name) => listed.get(name) ?? (CATALOG.get(name) as TopicDefinition));
+}
+
+/** The registry of the topics a config serves (see {@link topicDefinitionsFromConfig}). */
+export function topicRegistryFromConfig(config: Pick<CityPulseConfig, 'topics'>): TopicRegistry {
+  return createTopicRegistry(topicDefinitionsFromConfig(config));
+}
+
+/** The topics a config serves, in order: the four city topics, then those its `topics` section lists. */
+export function servedTopicNames(config: Pick<CityPulseConfig, 'topics'>): string[] {
+  const names: string[] = [...CITY_TOPICS];
+  for (const topic of config.topics ?? []) if (!names.includes(topic.name)) names.push(topic.name);
+  return names;
 }
 
 /** Reads and validates a JSON config file. Errors say which file and which field. */
@@ -296,13 +344,11 @@ export async function loadConfig(
   } catch (error) {
     throw new ConfigError(path, `not valid JSON: ${(error as Error).message}`);
   }
-  // A config is input too: the same bounds as every other JSON input, before anything walks it.
-  const violation = checkJsonBounds(value);
-  if (violation !== null) throw new ConfigError(path, `refused (${violation.code}): ${violation.message}`);
   try {
     return validateConfig(value, env);
   } catch (error) {
-    if (error instanceof ConfigError) throw new ConfigError(`${path}: ${error.field}`, error.reason);
+    if (error instanceof ConfigError)
+      throw new ConfigError(error.field === '' ? path : `${path}: ${error.field}`, error.reason);
     throw error;
   }
 }
@@ -345,11 +391,12 @@ export function sourceFactoriesFromConfig(config: CityPulseConfig): (() => Sourc
   return config.sources.map((source, i) => () => createSourceFromConfig(source, i));
 }
 
-/** The `DataAggregator` options a config gives: its sources, TTLs, alert rules and sweep interval. */
+/** The `DataAggregator` options a config gives: its topics, sources, TTLs, alert rules and sweep interval. */
 export function aggregatorOptionsFromConfig(
   config: CityPulseConfig,
-): Pick<DataAggregatorOptions, 'sources' | 'ttlMs' | 'alerts' | 'sweepIntervalMs'> {
+): Pick<DataAggregatorOptions, 'registry' | 'sources' | 'ttlMs' | 'alerts' | 'sweepIntervalMs'> {
   return {
+    registry: topicRegistryFromConfig(config),
     sources: createSourcesFromConfig(config),
     ...(config.ttlMs === undefined ? {} : { ttlMs: config.ttlMs }),
     ...(config.alerts === undefined ? {} : { alerts: config.alerts }),

@@ -19,7 +19,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AlertPayload, CityAlert, EntityBase, EntityChange, TopicState } from '../protocol/topics.js';
 import { applyAlert } from '../protocol/alert-state.js';
 import type { StateEvent } from '../gateway/websocket-service.js';
-import { AlertEngine } from './alerts.js';
+import { AlertEngine, BUILTIN_RULES_OFF } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';
 import { validateEntity } from './schema.js';
@@ -71,7 +71,10 @@ export interface DataAggregatorOptions {
   readonly ttlMs?: Partial<Record<string, number>>;
   /** How often TTLs and time-based alert rules are checked (ms). Default 1000. */
   readonly sweepIntervalMs?: number;
-  /** Alert rules; `false` turns all of them off. Default: every rule with its defaults. */
+  /**
+   * The built-in alert rules of the city topics; `false` turns all of them off. Default: every rule with its
+   * defaults. The threshold rules of the registry's topics (their `alerts`) run either way.
+   */
   readonly alerts?: AlertRulesOptions | false;
 }
 
@@ -137,8 +140,19 @@ export class DataAggregator {
     this.now = options.now ?? Date.now;
     this.logger = (options.logger ?? silentLogger).child({ component: 'aggregator' });
     this.sweepIntervalMs = Math.max(10, options.sweepIntervalMs ?? 1000);
-    this.alertEngine = options.alerts === false ? null : new AlertEngine(options.alerts ?? {}, this.now);
     this.registry = options.registry ?? resolveTopicRegistry(options.topics);
+    // Threshold rules are part of each topic's definition; `alerts: false` turns off the built-in rules only.
+    const registry = this.registry;
+    const thresholdRules = (topic: string) => registry.definition(topic)?.alerts ?? [];
+    const hasThresholds = registry.names.some((name) => thresholdRules(name).length > 0);
+    this.alertEngine =
+      options.alerts === false && !hasThresholds
+        ? null
+        : new AlertEngine(
+            options.alerts === false ? BUILTIN_RULES_OFF : (options.alerts ?? {}),
+            this.now,
+            thresholdRules,
+          );
     for (const name of this.registry.names) {
       const ttl = options.ttlMs?.[name] ?? this.registry.definition(name)?.ttlMs ?? 0;
       this.slots.set(name, {

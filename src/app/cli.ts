@@ -10,7 +10,12 @@ import { createLogger, guardStdio } from '../shared/logger.js';
 import { createServer } from './create-server.js';
 import { DEFAULT_TOPICS } from '../protocol/messages.js';
 import { createMetrics } from '../gateway/metrics.js';
-import { ConfigError, loadConfig, sourceFactoriesFromConfig } from '../aggregator/config.js';
+import {
+  ConfigError,
+  loadConfig,
+  sourceFactoriesFromConfig,
+  topicRegistryFromConfig,
+} from '../aggregator/config.js';
 import type { CityPulseServerOptions } from './create-server.js';
 
 /**
@@ -48,6 +53,7 @@ async function main(): Promise<void> {
       const config = await loadConfig(parsed.configFile);
       const { ttlMs, alerts, sweepIntervalMs } = config;
       fromConfig = {
+        topics: topicRegistryFromConfig(config),
         sourceFactories: sourceFactoriesFromConfig(config),
         aggregator: {
           ...(ttlMs === undefined ? {} : { ttlMs }),

@@ -25,6 +25,7 @@ import type { SimulatorTopic } from './simulator.js';
 import type { Source } from './source.js';
 import { createHttpPollSource } from './sources/http-poll.js';
 import { createMqttSource, type MqttSourceOptions } from './sources/mqtt.js';
+import { createGbfsSourceFromConfig, readGbfsSourceConfig, type GbfsSourceConfig } from './gbfs-config.js';
 import type { ExternalAlertSeverity } from './source.js';
 
 export { ConfigError } from './config-reader.js';
@@ -61,7 +62,9 @@ export interface MqttSourceConfig extends Pick<
 }
 
 /** One source of the config file. */
-export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSourceConfig;
+export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSourceConfig | GbfsSourceConfig;
+
+export type { GbfsSourceConfig } from './gbfs-config.js';
 
 /** A validated config file. */
 export interface CityPulseConfig {
@@ -72,7 +75,7 @@ export interface CityPulseConfig {
 }
 
 /** Source types a config may use. */
-export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
+export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt', 'gbfs'] as const;
 const CITY_TOPICS: readonly string[] = SIMULATOR_TOPICS;
 const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
   'Extreme',
@@ -199,6 +202,8 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
         ...(reconnectPeriodMs === undefined ? {} : { reconnectPeriodMs }),
       };
     }
+    case 'gbfs':
+      return readGbfsSourceConfig(r, backoff(r));
     default:
       return assertNever(type);
   }
@@ -330,6 +335,8 @@ export function createSourceFromConfig(source: SourceConfig, index: number): Sou
       });
     case 'mqtt':
       return createMqttSource(source);
+    case 'gbfs':
+      return createGbfsSourceFromConfig(source);
     default:
       return assertNever(source);
   }

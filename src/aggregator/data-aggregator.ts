@@ -410,7 +410,7 @@ export class DataAggregator {
     this.apply(slot, valid, removes, now);
     if (batch.alerts !== undefined && this.alertEngine !== null) {
       this.publishAlerts(
-        this.alertEngine.onExternalAlerts(record.name, batch.alerts, batch.complete === true),
+        this.alertEngine.onExternalAlerts(record.name, batch.alerts, batch.complete === true, slot.name),
       );
     }
   }

@@ -43,6 +43,11 @@ export interface ExternalAlert {
   readonly onset?: string;
   /** ISO-8601 time after which the alert no longer applies. */
   readonly expires?: string;
+  /**
+   * `weather` (default): a weather warning for the `severe-weather` rule, raised on the `weather` topic.
+   * `service`: a transit service alert (GTFS-Realtime) for the `service-alert` rule, raised on the batch's topic.
+   */
+  readonly kind?: 'weather' | 'service';
 }
 
 /** What a running source may call. */

@@ -70,8 +70,10 @@ export function countFeedEntities(bytes: Uint8Array, max: number): number {
     const wire = tag % 8;
     if (wire === 0) varint();
     else if (wire === 1) pos += 8;
-    else if (wire === 2) pos += varint();
-    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      const length = varint(); // read first: `pos += varint()` would add to the position before the varint
+      pos += length;
+    } else if (wire === 5) pos += 4;
     else throw new FeedFormatError(`malformed GTFS-Realtime message (wire type ${wire})`);
     if (pos > bytes.length) throw new FeedFormatError('truncated GTFS-Realtime message');
     if (Math.floor(tag / 8) === FIELD_FEED_ENTITY && ++count > max)
@@ -166,7 +168,7 @@ function vehicleEntity(entity: Obj, vehicle: Obj, delays: ReadonlyMap<string, nu
   const tripId = text(trip.tripId, 'trip.tripId');
   return compact({
     id,
-    location: { lat: round(lat, 6), lon: round(lon, 6) },
+    location: { lat: round(lat, 5), lon: round(lon, 5) }, // float32 on the wire: ~1 m
     routeId: text(trip.routeId, 'trip.routeId'),
     tripId,
     label: text(descriptor.label, 'vehicle.label'),

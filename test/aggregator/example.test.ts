@@ -28,6 +28,28 @@ interface FeedsServer {
   close(): Promise<void>;
 }
 
+/** Folds every published frame into the clients' states and checks each equals the aggregator's snapshot. */
+function assertClientsConverge(
+  publisher: RecordingPublisher,
+  clients: Map<string, ReturnType<typeof fromSnapshot>>,
+  aggregator: DataAggregator,
+  topics: readonly string[],
+): void {
+  for (const { topic, message, position } of publisher.messages) {
+    const state = clients.get(topic);
+    assert.ok(state);
+    const result = applyFrame(state, { ...message, ...position });
+    assert.ok(result.ok);
+    clients.set(topic, result.state);
+  }
+  for (const topic of topics) {
+    assert.deepEqual(
+      toTopicState(clients.get(topic) ?? fromSnapshot({ entities: [], seq: 0 })),
+      aggregator.getTopicSnapshot(topic),
+    );
+  }
+}
+
 test('examples/city.json runs the simulator, the HTTP feeds and MQTT together and a client converges', async (t) => {
   const feedsModule = (await import(new URL('../../examples/feeds-server.mjs', import.meta.url).href)) as {
     startFeedsServer(options: object): Promise<FeedsServer>;
@@ -77,19 +99,7 @@ test('examples/city.json runs the simulator, the HTTP feeds and MQTT together an
       ['ggd-air', 0, null],
     ],
   );
-  for (const { topic, message, position } of publisher.messages) {
-    const state = clients.get(topic);
-    assert.ok(state);
-    const result = applyFrame(state, { ...message, ...position });
-    assert.ok(result.ok);
-    clients.set(topic, result.state);
-  }
-  for (const topic of topics) {
-    assert.deepEqual(
-      toTopicState(clients.get(topic) ?? fromSnapshot({ entities: [], seq: 0 })),
-      aggregator.getTopicSnapshot(topic),
-    );
-  }
+  assertClientsConverge(publisher, clients, aggregator, topics);
   // The severity-4 incident on the A10 raised an accident alert.
   const alerts = publisher
     .of('accidents', 'ALERT')
@@ -148,18 +158,6 @@ for (const gbfsVersion of ['2.3', '3.0']) {
     assert.ok(trams.some((e) => typeof e.delaySec === 'number'));
     const bikes = aggregator.getTopicSnapshot('bikes').entities as unknown as Record<string, unknown>[];
     assert.deepEqual([...new Set(bikes.map((e) => e.kind))].sort(), ['station', 'vehicle']);
-    for (const { topic, message, position } of publisher.messages) {
-      const state = clients.get(topic);
-      assert.ok(state);
-      const result = applyFrame(state, { ...message, ...position });
-      assert.ok(result.ok);
-      clients.set(topic, result.state);
-    }
-    for (const topic of ['transit', 'bikes']) {
-      assert.deepEqual(
-        toTopicState(clients.get(topic) ?? fromSnapshot({ entities: [], seq: 0 })),
-        aggregator.getTopicSnapshot(topic),
-      );
-    }
+    assertClientsConverge(publisher, clients, aggregator, ['transit', 'bikes']);
   });
 }

@@ -217,78 +217,82 @@ function deletedIds(feed: DecodedFeed): string[] {
   return ids;
 }
 
+/** A binary parser of `format` whose batch `build` makes from the decoded feed. */
+function gtfsParser(
+  format: string,
+  topic: string,
+  options: GtfsRealtimeOptions,
+  build: (feed: DecodedFeed, context: ParseContext) => SourceBatch,
+): FeedParser {
+  const maxEntities = options.maxEntities ?? DEFAULT_MAX_ENTITIES;
+  return {
+    format,
+    topic,
+    body: 'binary',
+    parse: (body, context) => build(decodeFeed(body, maxEntities), context),
+  };
+}
+
 /** `gtfs-rt-vehicles`: VehiclePositions (with the delays of TripUpdates in the same feed) -> `transit`. */
 export function createGtfsRtVehiclesParser(options: GtfsRealtimeOptions = {}): FeedParser {
   const topic = options.topic ?? 'transit';
   const stamps = new ChangeStamps();
-  return {
-    format: 'gtfs-rt-vehicles',
-    topic,
-    body: 'binary',
-    parse(body: unknown, context: ParseContext): SourceBatch {
-      const feed = decodeFeed(body, options.maxEntities ?? DEFAULT_MAX_ENTITIES);
-      const delays = new Map<string, number>();
-      for (const entity of feed.entities) {
-        if (entity.isDeleted === true || !isRecord(entity.tripUpdate)) continue;
-        const update = entity.tripUpdate;
-        let delay: number | undefined;
-        try {
-          delay = tripDelay(update).delaySec;
-        } catch {
-          continue; // an over-long stop id: no delay from this update
-        }
-        if (delay === undefined) continue;
-        const vehicle = isRecord(update.vehicle) ? update.vehicle.id : undefined;
-        const trip = isRecord(update.trip) ? update.trip.tripId : undefined;
-        if (typeof vehicle === 'string' && vehicle !== '') delays.set(vehicle, delay);
-        if (typeof trip === 'string' && trip !== '') delays.set(`trip:${trip}`, delay);
+  return gtfsParser('gtfs-rt-vehicles', topic, options, (feed, context) => {
+    const delays = new Map<string, number>();
+    for (const entity of feed.entities) {
+      if (entity.isDeleted === true || !isRecord(entity.tripUpdate)) continue;
+      const update = entity.tripUpdate;
+      let delay: number | undefined;
+      try {
+        delay = tripDelay(update).delaySec;
+      } catch {
+        continue; // an over-long stop id: no delay from this update
       }
-      const upserts = collect(feed.entities, context, (entity) =>
-        entity.isDeleted === true || !isRecord(entity.vehicle)
-          ? null
-          : vehicleEntity(entity, entity.vehicle, delays),
-      );
-      for (const entity of upserts) if (entity.observedAt !== undefined) entity.updatedAt = entity.observedAt;
-      stamps.stamp(upserts, context.now);
-      const removes = deletedIds(feed);
-      return { topic, upserts, complete: feed.complete, ...(removes.length > 0 ? { removes } : {}) };
-    },
-  };
+      if (delay === undefined) continue;
+      const vehicle = isRecord(update.vehicle) ? update.vehicle.id : undefined;
+      const trip = isRecord(update.trip) ? update.trip.tripId : undefined;
+      if (typeof vehicle === 'string' && vehicle !== '') delays.set(vehicle, delay);
+      if (typeof trip === 'string' && trip !== '') delays.set(`trip:${trip}`, delay);
+    }
+    const upserts = collect(feed.entities, context, (entity) =>
+      entity.isDeleted === true || !isRecord(entity.vehicle)
+        ? null
+        : vehicleEntity(entity, entity.vehicle, delays),
+    );
+    for (const entity of upserts) if (entity.observedAt !== undefined) entity.updatedAt = entity.observedAt;
+    stamps.stamp(upserts, context.now);
+    const removes = deletedIds(feed);
+    return { topic, upserts, complete: feed.complete, ...(removes.length > 0 ? { removes } : {}) };
+  });
 }
 
 /** `gtfs-rt-trip-updates`: TripUpdates -> one entity per trip (topic `transitDelays` by default). */
 export function createGtfsRtTripUpdatesParser(options: GtfsRealtimeOptions = {}): FeedParser {
   const topic = options.topic ?? 'transitDelays';
   const stamps = new ChangeStamps();
-  return {
-    format: 'gtfs-rt-trip-updates',
-    topic,
-    body: 'binary',
-    parse(body: unknown, context: ParseContext): SourceBatch {
-      const feed = decodeFeed(body, options.maxEntities ?? DEFAULT_MAX_ENTITIES);
-      const upserts = collect(feed.entities, context, (entity) => {
-        if (entity.isDeleted === true || !isRecord(entity.tripUpdate)) return null;
-        const update = entity.tripUpdate;
-        const trip = isRecord(update.trip) ? update.trip : {};
-        const vehicleId = text(isRecord(update.vehicle) ? update.vehicle.id : undefined, 'vehicle.id');
-        const tripId = text(trip.tripId, 'trip.tripId');
-        const id = vehicleId ?? (tripId === undefined ? undefined : `trip:${tripId}`);
-        if (id === undefined) throw new Refused('trip update without a vehicle id or a trip id');
-        const { delaySec, stopId } = tripDelay(update);
-        return compact({
-          id,
-          tripId,
-          routeId: text(trip.routeId, 'trip.routeId'),
-          vehicleId,
-          delaySec,
-          stopId,
-          observedAt: isoFromSeconds(update.timestamp),
-        });
+  return gtfsParser('gtfs-rt-trip-updates', topic, options, (feed, context) => {
+    const upserts = collect(feed.entities, context, (entity) => {
+      if (entity.isDeleted === true || !isRecord(entity.tripUpdate)) return null;
+      const update = entity.tripUpdate;
+      const trip = isRecord(update.trip) ? update.trip : {};
+      const vehicleId = text(isRecord(update.vehicle) ? update.vehicle.id : undefined, 'vehicle.id');
+      const tripId = text(trip.tripId, 'trip.tripId');
+      const id = vehicleId ?? (tripId === undefined ? undefined : `trip:${tripId}`);
+      if (id === undefined) throw new Refused('trip update without a vehicle id or a trip id');
+      const { delaySec, stopId } = tripDelay(update);
+      return compact({
+        id,
+        tripId,
+        routeId: text(trip.routeId, 'trip.routeId'),
+        vehicleId,
+        delaySec,
+        stopId,
+        observedAt: isoFromSeconds(update.timestamp),
       });
-      stamps.stamp(upserts, context.now);
-      return { topic, upserts, complete: feed.complete };
-    },
-  };
+    });
+    stamps.stamp(upserts, context.now);
+    return { topic, upserts, complete: feed.complete };
+  });
 }
 
 const EFFECTS: Readonly<Record<number, string>> = {
@@ -362,49 +366,43 @@ export interface GtfsRealtimeAlertsOptions extends GtfsRealtimeOptions {
 /** `gtfs-rt-alerts`: service Alerts -> external alerts of kind `service` on topic `transit`. */
 export function createGtfsRtAlertsParser(options: GtfsRealtimeAlertsOptions = {}): FeedParser {
   const topic = options.topic ?? 'transit';
-  return {
-    format: 'gtfs-rt-alerts',
-    topic,
-    body: 'binary',
-    parse(body: unknown, context: ParseContext): SourceBatch {
-      const feed = decodeFeed(body, options.maxEntities ?? DEFAULT_MAX_ENTITIES);
-      const nowSec = context.now / 1000;
-      const alerts: ExternalAlert[] = [];
-      const seen = new Set<string>();
-      for (const entity of feed.entities) {
-        if (entity.isDeleted === true || !isRecord(entity.alert)) continue;
-        try {
-          const alert = entity.alert;
-          const id = text(entity.id, 'entity id');
-          if (id === undefined) throw new Refused('alert without an id');
-          if (seen.has(id)) throw new Refused(`repeated alert id ${id.slice(0, 64)}`);
-          seen.add(id);
-          const period = activePeriod(alert.activePeriod, nowSec);
-          if (period === null) continue; // not in force now: not listed, so resolved if it was raised
-          const event = EFFECTS[typeof alert.effect === 'number' ? alert.effect : 8] ?? 'Service alert';
-          const header = translated(alert.headerText, options.language, 'header_text') ?? event;
-          const where = affected(
-            Array.isArray(alert.informedEntity) ? alert.informedEntity.filter(isRecord) : [],
-          );
-          alerts.push(
-            compact({
-              id,
-              kind: 'service' as const,
-              event,
-              severity:
-                SEVERITY_LEVELS[typeof alert.severityLevel === 'number' ? alert.severityLevel : 1] ??
-                (alert.effect === 1 ? 'Severe' : 'Unknown'),
-              headline: where === undefined ? header : `${header} (${where})`,
-              area: where,
-              expires: period.end === undefined ? undefined : isoFromSeconds(period.end),
-            }),
-          );
-        } catch (error) {
-          if (!(error instanceof Refused)) throw error;
-          context.reject?.(error.message);
-        }
+  return gtfsParser('gtfs-rt-alerts', topic, options, (feed, context) => {
+    const nowSec = context.now / 1000;
+    const alerts: ExternalAlert[] = [];
+    const seen = new Set<string>();
+    for (const entity of feed.entities) {
+      if (entity.isDeleted === true || !isRecord(entity.alert)) continue;
+      try {
+        const alert = entity.alert;
+        const id = text(entity.id, 'entity id');
+        if (id === undefined) throw new Refused('alert without an id');
+        if (seen.has(id)) throw new Refused(`repeated alert id ${id.slice(0, 64)}`);
+        seen.add(id);
+        const period = activePeriod(alert.activePeriod, nowSec);
+        if (period === null) continue; // not in force now: not listed, so resolved if it was raised
+        const event = EFFECTS[typeof alert.effect === 'number' ? alert.effect : 8] ?? 'Service alert';
+        const header = translated(alert.headerText, options.language, 'header_text') ?? event;
+        const where = affected(
+          Array.isArray(alert.informedEntity) ? alert.informedEntity.filter(isRecord) : [],
+        );
+        alerts.push(
+          compact({
+            id,
+            kind: 'service' as const,
+            event,
+            severity:
+              SEVERITY_LEVELS[typeof alert.severityLevel === 'number' ? alert.severityLevel : 1] ??
+              (alert.effect === 1 ? 'Severe' : 'Unknown'),
+            headline: where === undefined ? header : `${header} (${where})`,
+            area: where,
+            expires: period.end === undefined ? undefined : isoFromSeconds(period.end),
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof Refused)) throw error;
+        context.reject?.(error.message);
       }
-      return { topic, alerts, complete: feed.complete };
-    },
-  };
+    }
+    return { topic, alerts, complete: feed.complete };
+  });
 }

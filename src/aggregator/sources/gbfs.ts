@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { BackoffOptions, Timers } from '../backoff.js';
 import { ChangeStamps } from '../parsers/stable-time.js';
 import { FeedFormatError } from '../parsers/types.js';
 import {
@@ -21,16 +20,14 @@ import {
 } from '../parsers/gbfs.js';
 import type { Source, SourceContext } from '../source.js';
 import {
-  ConditionalGet,
-  DEFAULT_MAX_BYTES,
   FeedBoundsError,
-  PollLoop,
+  PollingSource,
   decodeJsonDocument,
+  type PollingSourceOptions,
 } from './poll-loop.js';
 
 /** Options of {@link createGbfsSource}. */
-export interface GbfsSourceOptions {
-  readonly name: string;
+export interface GbfsSourceOptions extends PollingSourceOptions {
   /** URL of the auto-discovery `gbfs.json`. */
   readonly url: string;
   /** Topic of the entities. Default `bikes`. */
@@ -39,16 +36,6 @@ export interface GbfsSourceOptions {
   readonly language?: string;
   /** Report free (undocked) vehicles too. Default true. */
   readonly includeVehicles?: boolean;
-  /** Time between successful polls (ms). Default 60000. */
-  readonly intervalMs?: number;
-  /** Timeout of one poll, every document included (ms). Default 10000. */
-  readonly timeoutMs?: number;
-  readonly backoff?: BackoffOptions;
-  readonly headers?: Readonly<Record<string, string>>;
-  /** Largest body of one document (bytes). Default 5 MiB. */
-  readonly maxBytes?: number;
-  readonly random?: () => number;
-  readonly timers?: Timers;
 }
 
 /** Longest `ttl` honoured (s). */
@@ -60,35 +47,13 @@ interface CachedDocument {
   readonly expiresAt: number;
 }
 
-class GbfsSource implements Source {
+class GbfsSource extends PollingSource {
   readonly kind = 'gbfs';
-  readonly topics: readonly string[];
-  private readonly fetcher: ConditionalGet;
-  private readonly loop: PollLoop;
   private readonly cache = new Map<string, CachedDocument>();
   private readonly stamps = new ChangeStamps();
 
   constructor(private readonly options: GbfsSourceOptions) {
-    this.topics = [options.topic ?? 'bikes'];
-    this.fetcher = new ConditionalGet({
-      accept: 'application/json',
-      maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
-      ...(options.headers === undefined ? {} : { headers: options.headers }),
-      maxUrls: 8,
-    });
-    this.loop = new PollLoop(options.name, options, (signal, context) => this.poll(signal, context));
-  }
-
-  get name(): string {
-    return this.options.name;
-  }
-
-  start(context: SourceContext): void {
-    this.loop.start(context);
-  }
-
-  async stop(): Promise<void> {
-    if (await this.loop.stop()) this.fetcher.close();
+    super(options, options.topic ?? 'bikes', { accept: 'application/json', maxUrls: 8 });
   }
 
   /** A document's decoded JSON: from the cache while its ttl runs, else fetched (a 304 renews the cached one). */
@@ -124,7 +89,7 @@ class GbfsSource implements Source {
     return doc;
   }
 
-  private async poll(signal: AbortSignal, context: SourceContext): Promise<void> {
+  protected async poll(signal: AbortSignal, context: SourceContext): Promise<void> {
     const discovery = parseDiscovery(
       await this.document(this.options.url, 'gbfs.json', signal, context),
       this.options.language,

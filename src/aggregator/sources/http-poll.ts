@@ -12,13 +12,7 @@
 import type { BackoffOptions, Timers } from '../backoff.js';
 import type { FeedParser } from '../parsers/types.js';
 import type { Source, SourceContext } from '../source.js';
-import {
-  ConditionalGet,
-  DEFAULT_MAX_BYTES,
-  FeedBoundsError,
-  PollLoop,
-  decodeJsonDocument,
-} from './poll-loop.js';
+import { FeedBoundsError, PollingSource, decodeJsonDocument } from './poll-loop.js';
 
 export { HttpStatusError, USER_AGENT } from './poll-loop.js';
 
@@ -48,37 +42,15 @@ export interface HttpPollOptions {
 const JSON_ACCEPT = 'application/geo+json, application/json;q=0.9, */*;q=0.1';
 const BINARY_ACCEPT = 'application/x-protobuf, application/octet-stream;q=0.9, */*;q=0.1';
 
-class HttpPollSource implements Source {
+class HttpPollSource extends PollingSource {
   readonly kind = 'http-poll';
-  readonly topics: readonly string[];
-  private readonly fetcher: ConditionalGet;
-  private readonly loop: PollLoop;
 
   constructor(private readonly options: HttpPollOptions) {
-    this.topics = [options.parser.topic];
     const binary = options.parser.body === 'binary';
-    this.fetcher = new ConditionalGet({
-      accept: binary ? BINARY_ACCEPT : JSON_ACCEPT,
-      maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
-      ...(options.headers === undefined ? {} : { headers: options.headers }),
-      maxUrls: 1,
-    });
-    this.loop = new PollLoop(options.name, options, (signal, context) => this.poll(signal, context));
+    super(options, options.parser.topic, { accept: binary ? BINARY_ACCEPT : JSON_ACCEPT, maxUrls: 1 });
   }
 
-  get name(): string {
-    return this.options.name;
-  }
-
-  start(context: SourceContext): void {
-    this.loop.start(context);
-  }
-
-  async stop(): Promise<void> {
-    if (await this.loop.stop()) this.fetcher.close();
-  }
-
-  private async poll(signal: AbortSignal, context: SourceContext): Promise<void> {
+  protected async poll(signal: AbortSignal, context: SourceContext): Promise<void> {
     const result = await this.fetcher.get(this.options.url, signal, context.now());
     if (signal.aborted) return;
     if (!result.modified) {

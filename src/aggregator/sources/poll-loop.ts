@@ -14,7 +14,7 @@ import https from 'node:https';
 import { backoffDelay, systemTimers } from '../backoff.js';
 import type { BackoffOptions, Timers } from '../backoff.js';
 import { FeedFormatError } from '../parsers/types.js';
-import type { SourceContext } from '../source.js';
+import type { Source, SourceContext } from '../source.js';
 import { httpGet } from './http-get.js';
 import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from '../../protocol/json-bounds.js';
 
@@ -264,4 +264,52 @@ export class PollLoop {
     }
     if (this.state === 'fetching') this.wait(next);
   }
+}
+
+/** What every polling source is configured with. */
+export interface PollingSourceOptions extends PollSchedule {
+  /** Source name (unique; `Entity.source`). */
+  readonly name: string;
+  /** Extra request headers. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Largest response body (bytes). Default 5 MiB. */
+  readonly maxBytes?: number;
+}
+
+/**
+ * A source that polls over HTTP: owns a {@link ConditionalGet} (`fetcher`) and a {@link PollLoop} running `poll`;
+ * `stop()` ends the loop, then closes the sockets.
+ */
+export abstract class PollingSource implements Source {
+  abstract readonly kind: string;
+  readonly topics: readonly string[];
+  protected readonly fetcher: ConditionalGet;
+  readonly #loop: PollLoop;
+  readonly #name: string;
+
+  constructor(options: PollingSourceOptions, topic: string, fetch: { accept: string; maxUrls: number }) {
+    this.#name = options.name;
+    this.topics = [topic];
+    this.fetcher = new ConditionalGet({
+      ...fetch,
+      maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
+    });
+    this.#loop = new PollLoop(options.name, options, (signal, context) => this.poll(signal, context));
+  }
+
+  get name(): string {
+    return this.#name;
+  }
+
+  start(context: SourceContext): void {
+    this.#loop.start(context);
+  }
+
+  async stop(): Promise<void> {
+    if (await this.#loop.stop()) this.fetcher.close();
+  }
+
+  /** One poll (see {@link PollOnce}). */
+  protected abstract poll(signal: AbortSignal, context: SourceContext): Promise<number | void>;
 }

@@ -403,6 +403,7 @@ export class DataAggregator {
     record.readings += valid.length;
     const removes = (batch.removes ?? []).filter((id): id is string => typeof id === 'string');
     if (batch.complete === true) {
+      for (const id of batch.retained ?? []) if (typeof id === 'string') mentioned.add(id);
       for (const [id, stored] of slot.entities) {
         if (stored.entity.source === record.name && !mentioned.has(id)) removes.push(id);
       }

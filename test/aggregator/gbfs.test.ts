@@ -276,6 +276,9 @@ test('hostile GBFS documents: refused polls take no seq, bad records are rejecte
       } else if (outcome === 'rejected') {
         assert.ok((status?.rejected ?? 0) >= 1, 'counted as rejected');
         assert.equal(status?.state, 'running');
+        // A refused record of a listed station is retained at its last valid state: nothing changed.
+        assert.ok(ids.includes('s2'));
+        assert.equal(publisher.of('bikes').length, 1);
       } else {
         assert.equal(status?.rejected, 0);
         assert.equal(publisher.of('bikes').length, 1, 'nothing changed');

@@ -228,6 +228,14 @@ const HOSTILE: readonly { name: string; body: Buffer; refused: boolean }[] = [
     refused: false,
   },
   {
+    name: 'NaN position of a listed vehicle (retained at its last valid position)',
+    body: feed([vehicle('A', Number.NaN, 4.89)]),
+    refused: false,
+  },
+  ...fc
+    .sample(fc.uint8Array({ minLength: 1, maxLength: 256 }), { numRuns: 3, seed: 7 })
+    .map((bytes, i) => ({ name: `random bytes #${i + 1}`, body: Buffer.from(bytes), refused: true })),
+  {
     name: 'latitude out of range',
     body: feed([vehicle('A', 52.37, 4.89), vehicle('Z', 123, 4.8)]),
     refused: false,

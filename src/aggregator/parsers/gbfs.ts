@@ -63,8 +63,8 @@ export function parseDiscovery(doc: unknown, language: string | undefined): Gbfs
   return { major, feeds, ttl };
 }
 
-/** A reading the parser refused; `reason` names it. */
-export type Reject = (reason: string) => void;
+/** A reading the parser refused; `reason` names it, `id` is the entity's when it is known (it is retained). */
+export type Reject = (reason: string, id?: string) => void;
 
 function id(value: unknown): string | undefined {
   const s = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
@@ -131,7 +131,7 @@ export function stationEntities(
     }
     const location = position(s);
     if (location === undefined) {
-      reject(`station ${sid}: no valid lat/lon`);
+      reject(`station ${sid}: no valid lat/lon`, sid);
       stations.set(sid, { name: '', location: { lat: Number.NaN, lon: Number.NaN } });
       continue;
     }
@@ -147,7 +147,7 @@ export function stationEntities(
     const bikes = count(major === 3 ? s.num_vehicles_available : s.num_bikes_available);
     const docks = count(s.num_docks_available ?? 0);
     if (bikes === undefined || docks === undefined) {
-      reject(`station ${sid}: vehicle or dock count missing, negative or not an integer`);
+      reject(`station ${sid}: vehicle or dock count missing, negative or not an integer`, sid);
       continue;
     }
     const entity: Obj = {
@@ -186,7 +186,7 @@ export function vehicleEntities(data: Obj, major: GbfsMajor, reject: Reject): Ob
     if (v.is_reserved === true || v.is_disabled === true || v.station_id !== undefined) continue;
     const location = position(v);
     if (location === undefined) {
-      reject(`vehicle ${vid}: no valid lat/lon`);
+      reject(`vehicle ${vid}: no valid lat/lon`, `vehicle:${vid}`);
       continue;
     }
     const entity: Obj = {

@@ -41,8 +41,15 @@ export interface GtfsRealtimeOptions {
   readonly maxEntities?: number;
 }
 
-/** A reading refused by the parser (counted through `ParseContext.reject`). */
-class Refused extends Error {}
+/** A reading refused by the parser (counted through `ParseContext.reject`); `id` when the entity is known. */
+class Refused extends Error {
+  constructor(
+    message: string,
+    readonly id?: string,
+  ) {
+    super(message);
+  }
+}
 
 type Obj = Record<string, unknown>;
 
@@ -154,15 +161,24 @@ function tripDelay(update: Obj): { delaySec?: number; stopId?: string } {
 
 function vehicleEntity(entity: Obj, vehicle: Obj, delays: ReadonlyMap<string, number>): Obj {
   const descriptor = isRecord(vehicle.vehicle) ? vehicle.vehicle : {};
-  const trip = isRecord(vehicle.trip) ? vehicle.trip : {};
   const id = text(descriptor.id, 'vehicle.id') ?? text(entity.id, 'entity id');
   if (id === undefined) throw new Refused('no vehicle id and no entity id');
+  try {
+    return vehicleFields(id, descriptor, vehicle, delays);
+  } catch (error) {
+    // The vehicle is still listed: the batch retains its last valid state rather than removing it.
+    if (error instanceof Refused) throw new Refused(`vehicle ${id.slice(0, 64)}: ${error.message}`, id);
+    throw error;
+  }
+}
+
+function vehicleFields(id: string, descriptor: Obj, vehicle: Obj, delays: ReadonlyMap<string, number>): Obj {
+  const trip = isRecord(vehicle.trip) ? vehicle.trip : {};
   const position = vehicle.position;
-  if (!isRecord(position)) throw new Refused(`vehicle ${id}: no position`);
+  if (!isRecord(position)) throw new Refused('no position');
   const lat = within(position.latitude, -90, 90);
   const lon = within(position.longitude, -180, 180);
-  if (lat === undefined || lon === undefined)
-    throw new Refused(`vehicle ${id}: position out of range or NaN`);
+  if (lat === undefined || lon === undefined) throw new Refused('position out of range or NaN');
   const bearing = within(position.bearing, 0, 360);
   const speed = within(position.speed, 0, 1000);
   const tripId = text(trip.tripId, 'trip.tripId');
@@ -181,11 +197,16 @@ function vehicleEntity(entity: Obj, vehicle: Obj, delays: ReadonlyMap<string, nu
 }
 
 /**
- * Runs `each` over the entities, turning a {@link Refused} into a rejected reading; returns the entities it made,
- * each id once (a repeated id is refused).
+ * Runs `each` over the entities, turning a {@link Refused} into a rejected reading (its id, when known, into
+ * `retained`); returns the entities it made, each id once (a repeated id is refused).
  */
-function collect(entities: readonly Obj[], context: ParseContext, each: (entity: Obj) => Obj | null): Obj[] {
+function collect(
+  entities: readonly Obj[],
+  context: ParseContext,
+  each: (entity: Obj) => Obj | null,
+): { upserts: Obj[]; retained: string[] } {
   const out: Obj[] = [];
+  const retained: string[] = [];
   const seen = new Set<string>();
   for (const entity of entities) {
     try {
@@ -198,9 +219,10 @@ function collect(entities: readonly Obj[], context: ParseContext, each: (entity:
     } catch (error) {
       if (!(error instanceof Refused)) throw error;
       context.reject?.(error.message);
+      if (error.id !== undefined) retained.push(error.id);
     }
   }
-  return out;
+  return { upserts: out, retained };
 }
 
 /** Ids of `is_deleted` entities of a DIFFERENTIAL feed (their vehicle id, else the entity id). */
@@ -254,7 +276,7 @@ export function createGtfsRtVehiclesParser(options: GtfsRealtimeOptions = {}): F
       if (typeof vehicle === 'string' && vehicle !== '') delays.set(vehicle, delay);
       if (typeof trip === 'string' && trip !== '') delays.set(`trip:${trip}`, delay);
     }
-    const upserts = collect(feed.entities, context, (entity) =>
+    const { upserts, retained } = collect(feed.entities, context, (entity) =>
       entity.isDeleted === true || !isRecord(entity.vehicle)
         ? null
         : vehicleEntity(entity, entity.vehicle, delays),
@@ -262,7 +284,13 @@ export function createGtfsRtVehiclesParser(options: GtfsRealtimeOptions = {}): F
     for (const entity of upserts) if (entity.observedAt !== undefined) entity.updatedAt = entity.observedAt;
     stamps.stamp(upserts, context.now);
     const removes = deletedIds(feed);
-    return { topic, upserts, complete: feed.complete, ...(removes.length > 0 ? { removes } : {}) };
+    return {
+      topic,
+      upserts,
+      complete: feed.complete,
+      ...(removes.length > 0 ? { removes } : {}),
+      ...(retained.length > 0 ? { retained } : {}),
+    };
   });
 }
 
@@ -271,7 +299,7 @@ export function createGtfsRtTripUpdatesParser(options: GtfsRealtimeOptions = {})
   const topic = options.topic ?? 'transitDelays';
   const stamps = new ChangeStamps();
   return gtfsParser('gtfs-rt-trip-updates', topic, options, (feed, context) => {
-    const upserts = collect(feed.entities, context, (entity) => {
+    const { upserts, retained } = collect(feed.entities, context, (entity) => {
       if (entity.isDeleted === true || !isRecord(entity.tripUpdate)) return null;
       const update = entity.tripUpdate;
       const trip = isRecord(update.trip) ? update.trip : {};
@@ -291,7 +319,7 @@ export function createGtfsRtTripUpdatesParser(options: GtfsRealtimeOptions = {})
       });
     });
     stamps.stamp(upserts, context.now);
-    return { topic, upserts, complete: feed.complete };
+    return { topic, upserts, complete: feed.complete, ...(retained.length > 0 ? { retained } : {}) };
   });
 }
 

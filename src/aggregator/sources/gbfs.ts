@@ -106,7 +106,11 @@ class GbfsSource extends PollingSource {
       const doc = await this.document(feedUrl(feed), feed, signal, context);
       return gbfsData(doc, feed, major).data;
     };
-    const reject = (reason: string): void => context.reject(reason);
+    const retained: string[] = [];
+    const reject = (reason: string, id?: string): void => {
+      context.reject(reason);
+      if (id !== undefined) retained.push(id);
+    };
     const information = await read('station_information', discovery.major);
     const status = await read('station_status', discovery.major);
     const vehicleFeed = discovery.major === 3 ? 'vehicle_status' : 'free_bike_status';
@@ -120,7 +124,12 @@ class GbfsSource extends PollingSource {
       ...(vehicles === undefined ? [] : vehicleEntities(vehicles, discovery.major, reject)),
     ];
     this.stamps.stamp(upserts, context.now());
-    context.emit({ topic: this.topics[0] as string, upserts, complete: true });
+    context.emit({
+      topic: this.topics[0] as string,
+      upserts,
+      complete: true,
+      ...(retained.length > 0 ? { retained } : {}),
+    });
   }
 }
 

@@ -92,8 +92,6 @@ export function countFeedEntities(bytes: Uint8Array, max: number): number {
 /** A decoded feed: plain values (longs as numbers, enums as numbers, absent fields absent). */
 interface DecodedFeed {
   readonly complete: boolean;
-  /** Header timestamp (s), when given. */
-  readonly timestamp: number | undefined;
   readonly entities: readonly Obj[];
 }
 
@@ -113,10 +111,8 @@ export function decodeFeed(body: unknown, maxEntities: number): DecodedFeed {
   const version = header.gtfsRealtimeVersion;
   if (typeof version !== 'string' || !/^[12]\.\d{1,3}$/.test(version))
     throw new FeedFormatError('unsupported gtfs_realtime_version (1.x or 2.x expected)');
-  const timestamp = header.timestamp;
   return {
     complete: header.incrementality !== 1,
-    timestamp: typeof timestamp === 'number' ? timestamp : undefined,
     entities: Array.isArray(plain.entity) ? plain.entity.filter(isRecord) : [],
   };
 }

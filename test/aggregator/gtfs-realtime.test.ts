@@ -295,3 +295,19 @@ test('config: the GTFS-Realtime formats and their options', () => {
   assert.throws(() => createParser({ format: 'gtfs-rt-vehicles', maxEntities: 0 }, 'p'), /p\.maxEntities/);
   assert.throws(() => createParser({ format: 'gtfs-rt-alerts', color: 'red' }, 'p'), /p\.color/);
 });
+
+test('gtfs-rt-alerts takes at most 256 alerts in force from one feed; the rest are rejected readings', () => {
+  const entities: Entity[] = Array.from({ length: 300 }, (_, i) => ({
+    id: `alert-${i}`,
+    alert: { informedEntity: [{ routeId: `R${i}` }], headerText: { translation: [{ text: `Alert ${i}` }] } },
+  }));
+  const reasons: string[] = [];
+  const batch = createGtfsRtAlertsParser().parse(feed(entities), {
+    now: Date.parse('2026-03-01T12:00:00Z'),
+    sourceName: 'gtfs',
+    reject: (reason) => reasons.push(reason),
+  });
+  assert.equal(batch.alerts?.length, 256);
+  assert.equal(reasons.length, 44);
+  assert.equal(batch.alerts?.[0]?.headline, 'Alert 0 (routes R0)');
+});

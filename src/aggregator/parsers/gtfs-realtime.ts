@@ -30,6 +30,9 @@ import { FeedFormatError, compact, isRecord } from './types.js';
 
 const { FeedMessage } = GtfsRealtimeBindings.transit_realtime;
 
+/** Most service alerts in force one feed may raise (the active alerts a topic keeps are bounded alike). */
+export const MAX_ALERTS = 256;
+
 /** Default most entities one feed may hold. */
 export const DEFAULT_MAX_ENTITIES = 50_000;
 
@@ -401,6 +404,7 @@ export function createGtfsRtAlertsParser(options: GtfsRealtimeAlertsOptions = {}
         const id = text(entity.id, 'entity id');
         if (id === undefined) throw new Refused('alert without an id');
         if (seen.has(id)) throw new Refused(`repeated alert id ${id.slice(0, 64)}`);
+        if (alerts.length >= MAX_ALERTS) throw new Refused(`more than ${MAX_ALERTS} alerts in force`);
         seen.add(id);
         const period = activePeriod(alert.activePeriod, nowSec);
         if (period === null) continue; // not in force now: not listed, so resolved if it was raised

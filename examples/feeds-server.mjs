@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The example feeds for `examples/city.json`: a tiny static HTTP server for the bundled files in
 // examples/feeds/ (with ETag, so pollers get 304s), plus an MQTT publisher of air-quality readings for a few
-// Amsterdam stations, so the example mixes the simulator, an HTTP feed and MQTT.
+// Amsterdam stations, so the example mixes the simulator, an HTTP feed and MQTT. For `examples/transit.json` it
+// also serves live fixtures (examples/feeds-live.mjs): a GTFS-Realtime VehiclePositions feed at
+// /gtfs-rt/vehicles.pb whose trams move on every request, and GBFS trees at /gbfs/2.3/gbfs.json and
+// /gbfs/3.0/gbfs.json whose availability changes; it prints the environment lines to use.
 //
 // Usage: npm run example:feeds   (or: node examples/feeds-server.mjs)
 // Environment: FEEDS_PORT (default 8090), MQTT_URL (default mqtt://127.0.0.1:1883),
@@ -11,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'mqtt';
+import { gbfsDocument, vehiclePositions } from './feeds-live.mjs';
 
 const FEEDS_DIR = fileURLToPath(new URL('./feeds/', import.meta.url));
 const FILE_NAME = /^[A-Za-z0-9_-]+\.(json|geojson)$/;
@@ -29,8 +33,31 @@ const STATIONS = [
  */
 export async function startFeedsServer(options = {}) {
   const log = options.log ?? ((msg) => console.log(msg));
+  const steps = { vehicles: 0, gbfs: 0 };
+  let baseUrl = '';
   const server = http.createServer(async (req, res) => {
-    const name = decodeURIComponent((req.url ?? '/').split('?')[0].replace(/^\/+/, ''));
+    const path = (req.url ?? '/').split('?')[0];
+    const nowSec = Math.floor(Date.now() / 1000);
+    if (req.method === 'GET' && path === '/gtfs-rt/vehicles.pb') {
+      steps.vehicles += 1;
+      const body = vehiclePositions(steps.vehicles, nowSec);
+      res.writeHead(200, { 'content-type': 'application/x-protobuf', 'cache-control': 'no-cache' }).end(body);
+      return;
+    }
+    const gbfs = /^\/gbfs\/(2\.3|3\.0)\/([a-z_]+)\.json$/.exec(path);
+    if (req.method === 'GET' && gbfs !== null) {
+      if (gbfs[2] === 'station_status') steps.gbfs += 1;
+      const doc = gbfsDocument(gbfs[1], gbfs[2], steps.gbfs, baseUrl, nowSec);
+      if (doc === undefined) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      res
+        .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' })
+        .end(JSON.stringify(doc));
+      return;
+    }
+    const name = decodeURIComponent(path.replace(/^\/+/, ''));
     if (req.method !== 'GET' || !FILE_NAME.test(name)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
@@ -56,7 +83,11 @@ export async function startFeedsServer(options = {}) {
   });
   const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
   const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
+  baseUrl = url;
   log(`feeds: serving ${FEEDS_DIR} at ${url}/`);
+  log('feeds: for examples/transit.json, set:');
+  log(`  export GTFS_RT_VEHICLES_URL=${url}/gtfs-rt/vehicles.pb`);
+  log(`  export GBFS_URL=${url}/gbfs/2.3/gbfs.json   # or ${url}/gbfs/3.0/gbfs.json`);
 
   let timer = null;
   let client = null;

@@ -52,6 +52,8 @@ export { CONFIG_SCHEMA_PATH } from './aggregator/config-schema.js';
 export type { CityPulseConfig, SourceConfig } from './aggregator/config.js';
 export { createHttpPollSource } from './aggregator/sources/http-poll.js';
 export { createMqttSource } from './aggregator/sources/mqtt.js';
+export { createGbfsSource } from './aggregator/sources/gbfs.js';
+export type { GbfsSourceOptions } from './aggregator/sources/gbfs.js';
 export { PARSER_FORMATS, createParser } from './aggregator/parsers/index.js';
 export { applyFrame, fromSnapshot, toTopicState } from './aggregator/fold.js';
 export { createAuthenticator } from './security/auth.js';

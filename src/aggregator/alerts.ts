@@ -11,6 +11,8 @@
  * - `camera-offline`: a camera continuously `offline` for `afterMs`; resolved when it is back or gone.
  * - `severe-weather`: an upstream weather alert (US NWS) with severity at or above `minSeverity`; resolved when
  *   the upstream stops listing it or it expires.
+ * - `service-alert`: an upstream transit service alert (GTFS-Realtime Alerts, `kind: 'service'`) with severity at or
+ *   above `minSeverity`, raised on the topic of the batch that carried it; resolved like `severe-weather`.
  *
  * Besides these, every topic's threshold rules (`ThresholdRule`, from the config `topics` section) run on each
  * committed change of the topic (`threshold-alerts.ts`), with alert ids `<rule>:<topic>:<entity id>`.
@@ -35,7 +37,8 @@ import { thresholdTransitions } from './threshold-alerts.js';
 export type ThresholdRulesOf = (topic: string) => readonly ThresholdRule[];
 
 /** Names of the built-in rules (the `rule` field of their alerts). */
-export type AlertRuleName = 'accident-severity' | 'air-quality' | 'camera-offline' | 'severe-weather';
+export type AlertRuleName =
+  'accident-severity' | 'air-quality' | 'camera-offline' | 'severe-weather' | 'service-alert';
 
 /** Configuration of the alert rules. A rule set to `false` is off; an omitted one runs with its defaults. */
 export interface AlertRulesOptions {
@@ -47,6 +50,8 @@ export interface AlertRulesOptions {
   readonly cameraOffline?: { readonly afterMs?: number } | false;
   /** Default `{ minSeverity: 'Severe' }`. */
   readonly severeWeather?: { readonly minSeverity?: ExternalAlertSeverity } | false;
+  /** Default `{ minSeverity: 'Unknown' }` (every service alert). */
+  readonly serviceAlerts?: { readonly minSeverity?: ExternalAlertSeverity } | false;
 }
 
 /** Every built-in rule off (the threshold rules of topics still run). */
@@ -75,10 +80,17 @@ const EXTERNAL_RANK: Readonly<Record<ExternalAlertSeverity, number>> = {
   Extreme: 4,
 };
 
+/** The alert severity of an upstream alert: weather warnings are critical when Extreme, service alerts when Severe. */
+function externalSeverity(severity: ExternalAlertSeverity, service: boolean): AlertSeverity {
+  if (!service) return severity === 'Extreme' ? 'critical' : 'warning';
+  if (EXTERNAL_RANK[severity] >= EXTERNAL_RANK.Severe) return 'critical';
+  return severity === 'Moderate' ? 'warning' : 'info';
+}
+
 /** An alert the engine holds as raised. */
 interface ActiveAlert {
   readonly alert: CityAlert;
-  /** For `severe-weather`: the source that reported it and its expiry (ms), if any. */
+  /** For upstream alerts: the source that reported it and its expiry (ms), if any. */
   readonly origin?: string;
   readonly expiresAt?: number;
 }
@@ -106,6 +118,7 @@ export class AlertEngine {
   private readonly airQuality: { floor: number; hysteresis: number } | null;
   private readonly cameraOffline: { afterMs: number } | null;
   private readonly severeWeather: { minRank: number } | null;
+  private readonly serviceAlerts: { minRank: number } | null;
   private counter = 0;
 
   /**
@@ -135,6 +148,10 @@ export class AlertEngine {
       options.severeWeather === false
         ? null
         : { minRank: EXTERNAL_RANK[options.severeWeather?.minSeverity ?? 'Severe'] };
+    this.serviceAlerts =
+      options.serviceAlerts === false
+        ? null
+        : { minRank: EXTERNAL_RANK[options.serviceAlerts?.minSeverity ?? 'Unknown'] };
   }
 
   /** Alerts currently raised, oldest first. */
@@ -214,34 +231,46 @@ export class AlertEngine {
 
   /**
    * Feeds alerts an upstream issued. With `complete`, alerts from `origin` that are not listed are resolved.
-   * Severe-weather alerts are raised on the `weather` topic.
+   * Weather alerts are raised on the `weather` topic (`severe-weather`), service alerts on `topic`
+   * (`service-alert`).
    */
-  onExternalAlerts(origin: string, alerts: readonly ExternalAlert[], complete: boolean): CityAlert[] {
+  onExternalAlerts(
+    origin: string,
+    alerts: readonly ExternalAlert[],
+    complete: boolean,
+    topic = 'weather',
+  ): CityAlert[] {
     const out: CityAlert[] = [];
-    if (this.severeWeather === null) return out;
     const now = this.now();
     const listed = new Set<string>();
     for (const ext of alerts) {
-      listed.add(key('severe-weather', 'weather', ext.id));
+      const service = ext.kind === 'service';
+      const rule: AlertRuleName = service ? 'service-alert' : 'severe-weather';
+      const settings = service ? this.serviceAlerts : this.severeWeather;
+      if (settings === null) continue;
+      const k = key(rule, service ? topic : 'weather', ext.id);
+      listed.add(k);
       const expiresAt = ext.expires === undefined ? undefined : Date.parse(ext.expires);
       const expired = expiresAt !== undefined && !Number.isNaN(expiresAt) && expiresAt <= now;
-      const k = key('severe-weather', 'weather', ext.id);
-      if (EXTERNAL_RANK[ext.severity] < this.severeWeather.minRank || expired) {
+      if (EXTERNAL_RANK[ext.severity] < settings.minRank || expired) {
         this.resolve(k, out);
         continue;
       }
       if (this.active.has(k)) continue;
-      const severity: AlertSeverity = ext.severity === 'Extreme' ? 'critical' : 'warning';
       const message = ext.headline ?? (ext.area === undefined ? ext.event : `${ext.event} for ${ext.area}`);
-      this.raise('severe-weather', 'weather', ext.id, severity, message, out, {
-        origin,
-        ...(expiresAt !== undefined && !Number.isNaN(expiresAt) ? { expiresAt } : {}),
-      });
+      this.raise(
+        rule,
+        service ? topic : 'weather',
+        ext.id,
+        externalSeverity(ext.severity, service),
+        message,
+        out,
+        { origin, ...(expiresAt !== undefined && !Number.isNaN(expiresAt) ? { expiresAt } : {}) },
+      );
     }
     if (complete) {
       for (const [k, entry] of this.active) {
-        if (entry.origin === origin && entry.alert.rule === 'severe-weather' && !listed.has(k))
-          this.resolve(k, out);
+        if (entry.origin === origin && !listed.has(k)) this.resolve(k, out);
       }
     }
     return out;

@@ -33,6 +33,7 @@ import type { SimulatorTopic } from './simulator.js';
 import type { Source } from './source.js';
 import { createHttpPollSource } from './sources/http-poll.js';
 import { createMqttSource, type MqttSourceOptions } from './sources/mqtt.js';
+import { createGbfsSourceFromConfig, readGbfsSourceConfig, type GbfsSourceConfig } from './gbfs-config.js';
 import type { ExternalAlertSeverity } from './source.js';
 
 export { ConfigError } from './config-reader.js';
@@ -69,7 +70,9 @@ export interface MqttSourceConfig extends Pick<
 }
 
 /** One source of the config file. */
-export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSourceConfig;
+export type SourceConfig = SimulatorSourceConfig | HttpPollSourceConfig | MqttSourceConfig | GbfsSourceConfig;
+
+export type { GbfsSourceConfig } from './gbfs-config.js';
 
 /** A validated config file. */
 export interface CityPulseConfig {
@@ -85,7 +88,7 @@ export interface CityPulseConfig {
 }
 
 /** Source types a config may use. */
-export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
+export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt', 'gbfs'] as const;
 const CITY_TOPICS: readonly string[] = DEFAULT_TOPICS;
 /** Built-in definitions a `topics` entry may name (to serve or tune them). */
 const CATALOG: ReadonlyMap<string, TopicDefinition> = new Map(Object.entries(BUILTIN_TOPICS));
@@ -216,6 +219,11 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
         ...(reconnectPeriodMs === undefined ? {} : { reconnectPeriodMs }),
       };
     }
+    case 'gbfs': {
+      const gbfs = readGbfsSourceConfig(r, backoff(r));
+      requireServed(gbfs.topic, r.at(r.has('topic') ? 'topic' : 'type'), served);
+      return gbfs;
+    }
     default:
       return assertNever(type);
   }
@@ -245,11 +253,15 @@ function alertsConfig(value: unknown, path: string): AlertRulesOptions | false {
   const severeWeather = rule('severeWeather', (rr) => {
     return { minSeverity: rr.oneOf('minSeverity', EXTERNAL_SEVERITIES, 'Severe') };
   });
+  const serviceAlerts = rule('serviceAlerts', (rr) => {
+    return { minSeverity: rr.oneOf('minSeverity', EXTERNAL_SEVERITIES, 'Unknown') };
+  });
   return {
     ...(accidentSeverity === undefined ? {} : { accidentSeverity }),
     ...(airQuality === undefined ? {} : { airQuality }),
     ...(cameraOffline === undefined ? {} : { cameraOffline }),
     ...(severeWeather === undefined ? {} : { severeWeather }),
+    ...(serviceAlerts === undefined ? {} : { serviceAlerts }),
   };
 }
 
@@ -376,6 +388,8 @@ export function createSourceFromConfig(source: SourceConfig, index: number): Sou
       });
     case 'mqtt':
       return createMqttSource(source);
+    case 'gbfs':
+      return createGbfsSourceFromConfig(source);
     default:
       return assertNever(source);
   }

@@ -428,6 +428,7 @@ export class DataAggregator {
     record.readings += valid.length;
     const removes = (batch.removes ?? []).filter((id): id is string => typeof id === 'string');
     if (batch.complete === true) {
+      for (const id of batch.retained ?? []) if (typeof id === 'string') mentioned.add(id);
       for (const [id, stored] of slot.entities) {
         if (stored.entity.source === record.name && !mentioned.has(id)) removes.push(id);
       }
@@ -435,7 +436,7 @@ export class DataAggregator {
     this.apply(slot, valid, removes, now);
     if (batch.alerts !== undefined && this.alertEngine !== null) {
       this.publishAlerts(
-        this.alertEngine.onExternalAlerts(record.name, batch.alerts, batch.complete === true),
+        this.alertEngine.onExternalAlerts(record.name, batch.alerts, batch.complete === true, slot.name),
       );
     }
   }

@@ -19,6 +19,12 @@ export interface SourceBatch {
    */
   readonly complete?: boolean;
   /**
+   * Ids the source still lists but whose reading it refused itself (and counted through `reject`): like a reading
+   * the aggregator's validation rejects, they are not "unreported", so a `complete` batch keeps their last valid
+   * state instead of removing them.
+   */
+  readonly retained?: readonly string[];
+  /**
    * Alerts an upstream issued (e.g. US NWS warnings), fed to the alert rules. With `complete`, the list is the
    * source's whole active set: alerts it reported before and does not report now are resolved.
    */
@@ -43,6 +49,11 @@ export interface ExternalAlert {
   readonly onset?: string;
   /** ISO-8601 time after which the alert no longer applies. */
   readonly expires?: string;
+  /**
+   * `weather` (default): a weather warning for the `severe-weather` rule, raised on the `weather` topic.
+   * `service`: a transit service alert (GTFS-Realtime) for the `service-alert` rule, raised on the batch's topic.
+   */
+  readonly kind?: 'weather' | 'service';
 }
 
 /** What a running source may call. */

@@ -28,13 +28,26 @@ export interface FixtureServer {
   failNext(...statuses: number[]): void;
   /** Requests to `path` hang without an answer (for timeouts). */
   hang(path: string): void;
+  /**
+   * Serves `path` from a function instead of a file (a body built in the test, e.g. protobuf), with the same
+   * ETag handling; a `status` other than 200 is answered as is. `null` serves the file again.
+   */
+  route(path: string, respond: (() => DynamicResponse) | null): void;
   close(): Promise<void>;
+}
+
+/** What a {@link FixtureServer.route} answers. */
+export interface DynamicResponse {
+  readonly status?: number;
+  readonly body: string | Buffer;
+  readonly contentType?: string;
 }
 
 export async function startFixtureServer(): Promise<FixtureServer> {
   const requests: RecordedRequest[] = [];
   const scripted: number[] = [];
   const hanging = new Set<string>();
+  const routes = new Map<string, () => DynamicResponse>();
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const answer = (status: number, headers: http.OutgoingHttpHeaders, body: string | Buffer): void => {
@@ -48,16 +61,24 @@ export async function startFixtureServer(): Promise<FixtureServer> {
     const forced = scripted.shift();
     if (forced !== undefined) return answer(forced, { 'content-type': 'text/plain' }, `scripted ${forced}`);
     let body: Buffer;
-    try {
-      body = readFileSync(`${FIXTURES_DIR}${path.replace(/^\/+/, '').replace(/\.\./g, '')}`);
-    } catch {
-      return answer(404, { 'content-type': 'text/plain' }, 'not found');
-    }
+    let contentType = 'application/json';
+    const dynamic = routes.get(path)?.();
+    if (dynamic !== undefined) {
+      if ((dynamic.status ?? 200) !== 200)
+        return answer(dynamic.status ?? 200, { 'content-type': 'text/plain' }, dynamic.body);
+      body = Buffer.from(dynamic.body);
+      contentType = dynamic.contentType ?? contentType;
+    } else
+      try {
+        body = readFileSync(`${FIXTURES_DIR}${path.replace(/^\/+/, '').replace(/\.\./g, '')}`);
+      } catch {
+        return answer(404, { 'content-type': 'text/plain' }, 'not found');
+      }
     const etag = `"${createHash('sha1').update(body).digest('hex').slice(0, 16)}"`;
     if (req.headers['if-none-match'] === etag) return answer(304, { etag }, '');
     answer(
       200,
-      { 'content-type': 'application/json', etag, 'last-modified': 'Sun, 01 Mar 2026 11:55:00 GMT' },
+      { 'content-type': contentType, etag, 'last-modified': 'Sun, 01 Mar 2026 11:55:00 GMT' },
       body,
     );
   });
@@ -70,6 +91,10 @@ export async function startFixtureServer(): Promise<FixtureServer> {
     requests,
     failNext: (...statuses) => scripted.push(...statuses),
     hang: (path) => hanging.add(path),
+    route: (path, respond) => {
+      if (respond === null) routes.delete(path);
+      else routes.set(path, respond);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

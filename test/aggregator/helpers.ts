@@ -3,7 +3,7 @@
  * clock and a source driven by the test.
  */
 import type { StreamPosition, WebSocketMessage } from '../../src/protocol/messages.js';
-import type { TopicPublisher } from '../../src/aggregator/data-aggregator.js';
+import { DataAggregator, type TopicPublisher } from '../../src/aggregator/data-aggregator.js';
 import type { Source, SourceBatch, SourceContext } from '../../src/aggregator/source.js';
 
 /** One message the publisher received, with the position it handed back. */
@@ -113,4 +113,29 @@ export function station(
     updatedAt: '2026-03-01T12:00:00.000Z',
     ...overrides,
   };
+}
+
+/**
+ * A started aggregator over `sources` (serving `topics` and `cameras`) plus a {@link PushSource} on `cameras`,
+ * attached to a {@link RecordingPublisher}; stopped after the test. For feed tests that check "another topic keeps
+ * flowing".
+ */
+export async function startFeedAggregator(
+  t: { after: (fn: () => Promise<void>) => void },
+  sources: readonly Source[],
+  topics: readonly string[],
+  alerts = true,
+): Promise<{ aggregator: DataAggregator; publisher: RecordingPublisher; push: PushSource }> {
+  const push = new PushSource('other', ['cameras']);
+  const aggregator = new DataAggregator({
+    topics: [...topics, 'cameras'],
+    sources: [...sources, push],
+    now: new ManualClock().now,
+    ...(alerts ? {} : { alerts: false }),
+  });
+  const publisher = new RecordingPublisher();
+  aggregator.attach(publisher);
+  t.after(() => aggregator.stop());
+  await aggregator.start();
+  return { aggregator, publisher, push };
 }

@@ -1,6 +1,6 @@
 /**
- * `stop()` leaves nothing running: with the simulator, two HTTP pollers (one of them failing and backing off) and
- * an MQTT client running, the process's active timers and sockets return to what they were before start.
+ * `stop()` leaves nothing running: with the simulator, two HTTP pollers (one of them failing and backing off), a
+ * GBFS source (several documents per poll) and an MQTT client running, the process's active timers and sockets return to what they were before start.
  * In a file of its own so no other test's sockets are closing at the same time.
  */
 import { test } from 'node:test';
@@ -11,6 +11,7 @@ import { createOpenMeteoWeatherParser } from '../../src/aggregator/parsers/open-
 import { createSimulator } from '../../src/aggregator/simulator.js';
 import { createHttpPollSource } from '../../src/aggregator/sources/http-poll.js';
 import { createMqttSource } from '../../src/aggregator/sources/mqtt.js';
+import { createGbfsSource } from '../../src/aggregator/sources/gbfs.js';
 import { startFixtureServer, waitFor } from './fixture-server.js';
 
 const WATCHED = ['Timeout', 'TCPSocketWrap', 'TCPWRAP'];
@@ -42,13 +43,19 @@ test('stop() clears every timer and closes every socket of every source', async 
         parser: createOpenMeteoWeatherParser(),
         backoff: { initialMs: 5, maxMs: 20 },
       }),
+      createGbfsSource({
+        name: 'gbfs',
+        url: `${server.url}/gbfs/v3.0/gbfs.json`,
+        intervalMs: 10,
+        backoff: { initialMs: 5, maxMs: 20 },
+      }),
       createMqttSource({
         name: 'mqtt',
         url: 'mqtt://127.0.0.1:1883',
         topics: { airQuality: `citypulse-test/${randomBytes(6).toString('hex')}/+` },
       }),
     ],
-    topics: ['cameras', 'weather', 'accidents', 'airQuality'],
+    topics: ['cameras', 'weather', 'accidents', 'airQuality', 'bikes'],
     ttlMs: { weather: 0 },
     sweepIntervalMs: 10,
   });

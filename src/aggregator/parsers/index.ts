@@ -7,6 +7,13 @@
 import { OptionReader } from '../config-reader.js';
 import { createCameraListParser } from './cameras.js';
 import { createGeoJsonParser } from './geojson.js';
+import {
+  DEFAULT_MAX_ENTITIES,
+  createGtfsRtAlertsParser,
+  createGtfsRtTripUpdatesParser,
+  createGtfsRtVehiclesParser,
+  type GtfsRealtimeOptions,
+} from './gtfs-realtime.js';
 import type { FieldMapping } from './mapping.js';
 import { createNwsAlertsParser } from './nws-alerts.js';
 import { createOpen511Parser } from './open511.js';
@@ -47,6 +54,18 @@ function mapping(reader: OptionReader): FieldMapping {
             Object.keys(valueMaps.value).map((k) => [k, valueMaps.object(k).value]),
           ),
         }),
+  };
+}
+
+/** `topic` and `maxEntities` of the GTFS-Realtime formats. */
+function gtfsRealtime(reader: OptionReader, defaultTopic: string): GtfsRealtimeOptions {
+  return {
+    topic: reader.string('topic', defaultTopic),
+    maxEntities: reader.number(
+      'maxEntities',
+      { min: 1, max: 1_000_000, integer: true },
+      DEFAULT_MAX_ENTITIES,
+    ),
   };
 }
 
@@ -106,6 +125,22 @@ const FORMATS: Readonly<Record<string, (reader: OptionReader) => FeedParser>> = 
       complete: r.boolean('complete', true),
       ...(idPrefix === undefined ? {} : { idPrefix }),
       ...mapping(r),
+    });
+  },
+  'gtfs-rt-vehicles': (r) => {
+    r.only(['format', 'topic', 'maxEntities']);
+    return createGtfsRtVehiclesParser(gtfsRealtime(r, 'transit'));
+  },
+  'gtfs-rt-trip-updates': (r) => {
+    r.only(['format', 'topic', 'maxEntities']);
+    return createGtfsRtTripUpdatesParser(gtfsRealtime(r, 'transitDelays'));
+  },
+  'gtfs-rt-alerts': (r) => {
+    r.only(['format', 'topic', 'maxEntities', 'language']);
+    const language = r.string('language', null);
+    return createGtfsRtAlertsParser({
+      ...gtfsRealtime(r, 'transit'),
+      ...(language === undefined ? {} : { language }),
     });
   },
   'camera-list': (r) => {

@@ -14,6 +14,11 @@ export interface ParseContext {
   readonly now: number;
   /** Name of the source the parser runs in. */
   readonly sourceName: string;
+  /**
+   * Counts one reading the parser refused on its own (e.g. a vehicle with a NaN position), logged against the
+   * source; the rest of the batch goes on. Absent when nobody counts.
+   */
+  readonly reject?: (reason: string) => void;
 }
 
 /** A parser for one real feed format. */
@@ -22,7 +27,12 @@ export interface FeedParser {
   readonly format: string;
   /** The city topic it produces. */
   readonly topic: string;
-  /** Turns a decoded JSON body into a batch. Throws {@link FeedFormatError} when the body is not this format. */
+  /**
+   * What `parse` receives: `json` (default), the decoded JSON value within the JSON bounds, or `binary`, the raw
+   * body as a `Buffer` (bounded by the source's `maxBytes`), for protobuf feeds.
+   */
+  readonly body?: 'json' | 'binary';
+  /** Turns a decoded body into a batch. Throws {@link FeedFormatError} when the body is not this format. */
   parse(body: unknown, context: ParseContext): SourceBatch;
 }
 

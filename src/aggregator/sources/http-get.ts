@@ -15,7 +15,8 @@ import zlib from 'node:zlib';
 export interface HttpResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
-  readonly body: string;
+  /** The decoded (decompressed) body, as bytes: a JSON feed decodes it as UTF-8, a protobuf feed as is. */
+  readonly body: Buffer;
   /** The URL that answered, after redirects. */
   readonly url: string;
 }
@@ -77,7 +78,7 @@ function readBody(
   response: IncomingMessage,
   maxBytes: number,
   signal: AbortSignal | undefined,
-): Promise<string> {
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const stream = decoder(response);
     const chunks: Buffer[] = [];
@@ -98,7 +99,7 @@ function readBody(
     response.on('aborted', () => fail(new HttpError('the connection closed before the response ended')));
     stream.on('end', () => {
       signal?.removeEventListener('abort', onAbort);
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      resolve(Buffer.concat(chunks));
     });
   });
 }
@@ -122,7 +123,7 @@ export async function httpGet(url: string, options: HttpGetOptions = {}): Promis
     }
     if (status === 304 || status === 204) {
       response.resume();
-      return { status, headers: response.headers, body: '', url: current.href };
+      return { status, headers: response.headers, body: Buffer.alloc(0), url: current.href };
     }
     const body = await readBody(response, options.maxBytes ?? 5 * 1024 * 1024, options.signal);
     return { status, headers: response.headers, body, url: current.href };

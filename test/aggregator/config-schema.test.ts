@@ -295,7 +295,7 @@ test('a typo in any section is refused with its path and the allowed values', ()
       'alerts',
       'alerts.cameraOfline',
       false,
-      'alerts.cameraOfline: unknown option (allowed: accidentSeverity, airQuality, cameraOffline, severeWeather)',
+      'alerts.cameraOfline: unknown option (allowed: accidentSeverity, airQuality, cameraOffline, severeWeather, serviceAlerts)',
     ],
     [
       'alerts.<rule>',
@@ -319,7 +319,7 @@ test('a typo in any section is refused with its path and the allowed values', ()
       'source type',
       'sources.0.type',
       'simulater',
-      'sources[0].type: unknown value (allowed: simulator, http-poll, mqtt)',
+      'sources[0].type: unknown value (allowed: simulator, http-poll, mqtt, gbfs)',
     ],
     [
       'simulator',
@@ -349,7 +349,7 @@ test('a typo in any section is refused with its path and the allowed values', ()
       'parser format',
       'sources.1.parser.format',
       'geo-json',
-      'sources[1].parser.format: unknown value (allowed: open-meteo-weather, open-meteo-air-quality, nws-alerts, openaq-v3-latest, wzdx, open511, geojson, camera-list)',
+      'sources[1].parser.format: unknown value (allowed: open-meteo-weather, open-meteo-air-quality, nws-alerts, openaq-v3-latest, wzdx, open511, geojson, gtfs-rt-vehicles, gtfs-rt-trip-updates, gtfs-rt-alerts, camera-list)',
     ],
     [
       'parser topic',

@@ -34,7 +34,10 @@ test('config errors name the bad field', () => {
     [[], ': must be an object'],
     [{}, 'sources: is required'],
     [{ sources: [] }, 'sources: must list at least 1'],
-    [{ sources: [{ type: 'ftp' }] }, 'sources[0].type: unknown value (allowed: simulator, http-poll, mqtt)'],
+    [
+      { sources: [{ type: 'ftp' }] },
+      'sources[0].type: unknown value (allowed: simulator, http-poll, mqtt, gbfs)',
+    ],
     [
       { sources: [{ type: 'simulator' }, http({ url: 'file:///etc/passwd' })] },
       'sources[1].url: must be an http(s) URL',

@@ -294,6 +294,7 @@ test('hostile GBFS documents: refused polls take no seq, bad records are rejecte
 
 test('config: the gbfs source type and its options', () => {
   const config = validateConfig({
+    topics: { bikes: {} },
     sources: [
       { type: 'gbfs', name: 'velo', url: 'https://example.org/gbfs.json', language: 'nl', intervalMs: 5000 },
     ],
@@ -314,5 +315,18 @@ test('config: the gbfs source type and its options', () => {
   assert.throws(
     () => validateConfig({ sources: [{ type: 'gbfs', name: 'v', url: 'ftp://e.org/g.json' }] }),
     /sources\[0\]\.url/,
+  );
+  // The topic it reports to must be served (listed in "topics", or a city topic).
+  assert.throws(
+    () => validateConfig({ sources: [{ type: 'gbfs', name: 'v', url: 'https://e.org/g.json' }] }),
+    /sources\[0\]\.type: not a served topic/,
+  );
+  assert.throws(
+    () =>
+      validateConfig({
+        topics: { bikes: {} },
+        sources: [{ type: 'gbfs', name: 'v', url: 'https://e.org/g.json', topic: 'bikez' }],
+      }),
+    /sources\[0\]\.topic: not a served topic/,
   );
 });

@@ -4,8 +4,10 @@
  *
  * Guarantees (the client-side convergence contract of `src/protocol/topics.ts`):
  * - an UPDATE `{ upserts, removes }` is published only when the state changed, and carries exactly the change;
- * - a topic's snapshot `{ entities, seq, epoch }` reflects every message up to `seq` and none after, so a snapshot
- *   followed by every later UPDATE (see `fold.ts`) reproduces the state;
+ * - a topic's snapshot `{ entities, seq, epoch, alerts }` reflects every message up to `seq` and none after, so a
+ *   snapshot followed by every later UPDATE and ALERT (see `fold.ts`) reproduces the state;
+ * - the active alerts of a topic fold every sequenced ALERT on it by the protocol's rule (`applyAlert`): the rules'
+ *   own and those others publish (`POST /api/publish`, the library's `publish` / `broadcastToTopic`);
  * - entities no source has reported for the topic's TTL are removed (with a `removes` entry);
  * - a malformed reading is logged and counted against its source, never published, and never stops the source.
  *
@@ -15,7 +17,9 @@ import { DEFAULT_TOPICS } from '../protocol/messages.js';
 import type { StreamPosition, WebSocketMessage } from '../protocol/messages.js';
 import { silentLogger } from '../shared/logger.js';
 import type { Logger } from '../shared/logger.js';
-import type { CityAlert, EntityBase, EntityChange, TopicState } from '../protocol/topics.js';
+import type { AlertPayload, CityAlert, EntityBase, EntityChange, TopicState } from '../protocol/topics.js';
+import { applyAlert } from '../protocol/alert-state.js';
+import type { StateEvent } from '../gateway/websocket-service.js';
 import { AlertEngine } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';
@@ -32,17 +36,12 @@ export interface TopicPublisher {
    */
   publish(topic: string, message: WebSocketMessage): StreamPosition | Promise<StreamPosition>;
   /**
-   * Tells `listener` of every valid state change published through this publisher by anyone (the library's
-   * `publish` / `broadcastToTopic`), before it is sequenced; returns the function that stops it. Optional: a
-   * publisher without it only carries the aggregator's own changes.
+   * Tells `listener` of every valid state change and every ALERT published through this publisher by anyone (the
+   * library's `publish` / `broadcastToTopic`), once it has its position; returns the function that stops it.
+   * Optional: a publisher without it only carries the aggregator's own changes.
    */
   onChange?(
-    listener: (
-      topic: string,
-      change: EntityChange,
-      position: StreamPosition,
-      message: WebSocketMessage,
-    ) => void,
+    listener: (topic: string, event: StateEvent, position: StreamPosition, message: WebSocketMessage) => void,
   ): () => void;
 }
 
@@ -102,6 +101,8 @@ interface StoredEntity {
 interface TopicSlot {
   readonly name: string;
   readonly entities: Map<string, StoredEntity>;
+  /** Active alerts, id -> ALERT data, oldest first (`applyAlert`). */
+  readonly alerts: Map<string, unknown>;
   readonly ttlMs: number;
   seq: number;
   epoch: string | undefined;
@@ -143,6 +144,7 @@ export class DataAggregator {
       this.slots.set(name, {
         name,
         entities: new Map(),
+        alerts: new Map(),
         ttlMs: ttl > 0 && Number.isFinite(ttl) ? ttl : 0,
         seq: 0,
         epoch: undefined,
@@ -168,18 +170,23 @@ export class DataAggregator {
     this.publisher = publisher;
     // Changes others publish (the library API) fold into this state too; our own are applied where they are made.
     this.offChange =
-      publisher.onChange?.((topic, change, position, message) => {
+      publisher.onChange?.((topic, event, position, message) => {
         if (this.ownMessages.has(message)) return;
         const slot = this.slots.get(topic);
         if (slot === undefined) return;
-        const alerts = this.applyPublished(slot, change);
+        if (event.type === 'ALERT') {
+          if (applyAlert(slot.alerts, event.data)) this.invalidate(slot);
+          if (position.epoch !== slot.epoch || position.seq > slot.seq) this.recordPosition(slot, position);
+          return;
+        }
+        const alerts = this.applyPublished(slot, event.change);
         if (position.epoch !== slot.epoch || position.seq > slot.seq) this.recordPosition(slot, position);
         this.publishAlerts(alerts);
       }) ?? null;
   }
 
   /**
-   * Every topic's state `{ entities, seq, epoch }`. Returns the same object while nothing changed, so callers may
+   * Every topic's state `{ entities, seq, epoch, alerts }`. Returns the same object while nothing changed, so callers may
    * cache work (such as its encoding) by identity. Do not mutate it.
    */
   getSnapshot(): Record<string, TopicState> {
@@ -194,19 +201,20 @@ export class DataAggregator {
   /** One topic's state (an empty state at seq 0 for a topic not served). Same object while it is unchanged. */
   getTopicSnapshot(topic: string): TopicState {
     const slot = this.slots.get(topic);
-    if (slot === undefined) return { entities: [], seq: 0 };
+    if (slot === undefined) return { entities: [], seq: 0, alerts: [] };
     if (slot.view === null) {
       const entities = Object.freeze([...slot.entities.values()].map((s) => s.entity));
+      const alerts = Object.freeze([...slot.alerts.values()] as AlertPayload[]);
       slot.view = Object.freeze(
         slot.epoch === undefined
-          ? { entities, seq: slot.seq }
-          : { entities, seq: slot.seq, epoch: slot.epoch },
+          ? { entities, seq: slot.seq, alerts }
+          : { entities, seq: slot.seq, epoch: slot.epoch, alerts },
       );
     }
     return slot.view;
   }
 
-  /** Alerts currently raised by the alert rules. */
+  /** Alerts currently raised by the alert rules (the topics' active alerts, published ones included: snapshots). */
   activeAlerts(): CityAlert[] {
     return this.alertEngine?.activeAlerts() ?? [];
   }
@@ -470,7 +478,10 @@ export class DataAggregator {
     }
   }
 
-  /** Publishes on a topic and records the position it got, so the snapshot's `seq` covers the message. */
+  /**
+   * Publishes on a topic and records the position it got, so the snapshot's `seq` covers the message. An ALERT
+   * that took its position folds into the topic's active alerts in the same turn.
+   */
   private publishTo(slot: TopicSlot, message: WebSocketMessage): void {
     if (this.publisher === null) return;
     let position: StreamPosition | Promise<StreamPosition>;
@@ -480,6 +491,7 @@ export class DataAggregator {
       this.logger.error({ topic: slot.name, err: errorText(error) }, 'publish failed');
       return;
     }
+    if (message.type === 'ALERT' && applyAlert(slot.alerts, message.data)) this.invalidate(slot);
     // In cluster mode the position comes back later; keep the newest one.
     if (position instanceof Promise) {
       position.then(

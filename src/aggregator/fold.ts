@@ -4,20 +4,24 @@
  * dashboard can use them as they are, and the property test proves them against the aggregator.
  *
  * Rules: an UPDATE's change is read and applied by the protocol's state model (`src/protocol/state-model.ts`:
- * whole-entity upserts, then removes; all or nothing); an ALERT, or an UPDATE without `upserts`/`removes` (an
- * opaque library message), only advances `seq`; an UPDATE whose change the rule refuses is `malformed`; a frame at or below
+ * whole-entity upserts, then removes; all or nothing); an ALERT changes the topic's active alerts by the protocol's
+ * rule (`src/protocol/alert-state.ts`: `applyAlert`); an UPDATE without `upserts`/`removes` (an opaque library
+ * message) only advances `seq`; an UPDATE whose change the rule refuses is `malformed`; a frame at or below
  * the current `seq` is a duplicate and ignored; a frame from another epoch, or one that skips a `seq`, cannot be
  * applied: the client must resume or take a fresh snapshot.
  *
  * @module
  */
-import type { EntityBase, TopicState } from '../protocol/topics.js';
+import type { AlertPayload, EntityBase, TopicState } from '../protocol/topics.js';
 import { applyChange, isChangeShaped, parseUpdate } from '../protocol/state-model.js';
+import { activeAlertsFrom, applyAlert } from '../protocol/alert-state.js';
 
 /** A client's copy of one topic. */
 export interface FoldedTopic {
   /** Entities by id, in the server's order. */
   readonly entities: ReadonlyMap<string, EntityBase>;
+  /** Active alerts by id, oldest first (`applyAlert`). */
+  readonly alerts: ReadonlyMap<string, unknown>;
   readonly seq: number;
   readonly epoch: string | undefined;
 }
@@ -37,11 +41,11 @@ export type FoldResult =
   | { readonly ok: true; readonly state: FoldedTopic }
   | { readonly ok: false; readonly reason: 'gap' | 'epoch' | 'malformed' };
 
-/** A client's state from a topic snapshot (`{ entities, seq, epoch }`). */
+/** A client's state from a topic snapshot (`{ entities, seq, epoch, alerts }`). */
 export function fromSnapshot(snapshot: TopicState): FoldedTopic {
   const entities = new Map<string, EntityBase>();
   for (const entity of snapshot.entities) entities.set(entity.id, entity);
-  return { entities, seq: snapshot.seq, epoch: snapshot.epoch };
+  return { entities, alerts: activeAlertsFrom(snapshot.alerts), seq: snapshot.seq, epoch: snapshot.epoch };
 }
 
 /** Applies one UPDATE or ALERT frame of the topic. Does not modify `state`. */
@@ -54,23 +58,28 @@ export function applyFrame(state: FoldedTopic, frame: TopicFrame): FoldResult {
   const epoch = state.epoch ?? frame.epoch;
   if (frame.seq <= state.seq) return { ok: true, state };
   if (frame.seq !== state.seq + 1) return { ok: false, reason: 'gap' };
-  if (frame.type === 'ALERT') return { ok: true, state: { entities: state.entities, seq: frame.seq, epoch } };
+  if (frame.type === 'ALERT') {
+    const alerts = new Map(state.alerts);
+    applyAlert(alerts, frame.data);
+    return { ok: true, state: { entities: state.entities, alerts, seq: frame.seq, epoch } };
+  }
   if (frame.type !== 'UPDATE') return { ok: false, reason: 'malformed' };
   if (!isChangeShaped(frame.data)) {
     // Not an entity change: an opaque library message on the topic. It takes a seq, changes no state.
-    return { ok: true, state: { entities: state.entities, seq: frame.seq, epoch } };
+    return { ok: true, state: { ...state, seq: frame.seq, epoch } };
   }
   const parsed = parseUpdate(frame.topic ?? '', frame.data);
   if (!parsed.ok) return { ok: false, reason: 'malformed' };
   const entities = new Map(state.entities);
   applyChange(entities, parsed.change);
-  return { ok: true, state: { entities, seq: frame.seq, epoch } };
+  return { ok: true, state: { entities, alerts: state.alerts, seq: frame.seq, epoch } };
 }
 
 /** The folded state in snapshot shape, comparable with the aggregator's `getTopicSnapshot()`. */
 export function toTopicState(state: FoldedTopic): TopicState {
   const entities = [...state.entities.values()];
+  const alerts = [...state.alerts.values()] as AlertPayload[];
   return state.epoch === undefined
-    ? { entities, seq: state.seq }
-    : { entities, seq: state.seq, epoch: state.epoch };
+    ? { entities, seq: state.seq, alerts }
+    : { entities, seq: state.seq, epoch: state.epoch, alerts };
 }

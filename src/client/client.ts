@@ -23,7 +23,7 @@ import type {
   SnapshotMessage,
   UpdateMessage,
 } from '../protocol/messages.js';
-import { readAlert } from '../protocol/payloads.js';
+import { readAlert, type AlertView } from '../protocol/payloads.js';
 import { isRecord } from '../shared/json.js';
 import { Connection } from './connection.js';
 import { Emitter } from './emitter.js';
@@ -159,6 +159,22 @@ export class CityPulseClient {
   state<T extends string>(topic: T): ReadonlyMap<string, EntityOf<T>> {
     const subscription = this.#subscriptions.get(topic);
     return (subscription?.store.entities ?? EMPTY_MAP) as ReadonlyMap<string, EntityOf<T>>;
+  }
+
+  /**
+   * The alerts active on `topic` (every subscribed topic, in subscription order, when `topic` is omitted), oldest
+   * first, each read by `readAlert` as an {@link AlertView}: the alerts the server held when the topic's last
+   * snapshot was taken (on connect, subscribe or a resume that fell back to a snapshot), folded with every ALERT
+   * after it by the protocol's rule (`applyAlert`). Empty before the first snapshot and for a topic not subscribed.
+   */
+  activeAlerts(topic?: string): AlertView[] {
+    const topics = topic === undefined ? this.#subscriptions.topics : [topic];
+    const out: AlertView[] = [];
+    for (const name of topics) {
+      const store = this.#subscriptions.get(name)?.store;
+      for (const data of store?.alerts.values() ?? []) out.push(readAlert(data, name));
+    }
+    return out;
   }
 
   /** The stream position of `topic`'s state (`seq`, and `epoch` when the server sends one). */

@@ -48,6 +48,9 @@ export type {
   UpdateMessage,
 } from '../protocol/messages.js';
 export { aqiCategory } from '../protocol/topics.js';
+export { MAX_ACTIVE_ALERTS, applyAlert } from '../protocol/alert-state.js';
+export { readAlert } from '../protocol/payloads.js';
+export type { AlertPayload, AlertView } from '../protocol/payloads.js';
 export type {
   Accident,
   AirQualityStation,

@@ -68,7 +68,12 @@ export class Recovery {
     message: UpdateMessage | AlertMessage,
     change: EntityChange | null,
   ): FoldResult {
-    const result = store.fold({ seq: message.seq, epoch: message.epoch, change });
+    const result = store.fold({
+      seq: message.seq,
+      epoch: message.epoch,
+      change,
+      alert: message.type === 'ALERT' ? { data: message.data } : undefined,
+    });
     if (result === 'applied' && message.seq !== undefined) {
       this.settle(topic);
       if (message.recovered === true) this.#resumeSupport = 'yes';

@@ -36,9 +36,9 @@ import type { Broker, BrokerHost, SequencedMessage } from '../gateway/broker.js'
 import { RedisConnection, type RedisBrokerState } from './redis-connection.js';
 import { TopicDelivery } from './redis-delivery.js';
 import { readHistory } from './redis-history.js';
-import { RedisKeys } from './redis-keys.js';
+import { RedisKeys, type TopicKeyPart } from './redis-keys.js';
 import { RedisPublisher } from './redis-publish.js';
-import { readSnapshot } from './redis-snapshot.js';
+import { readSnapshot, type TopicSnapshot } from './redis-snapshot.js';
 import { TopicSubscriptions } from './redis-subscriptions.js';
 
 export { DEFAULT_COMMAND_TIMEOUT_MS, type RedisBrokerState } from './redis-connection.js';
@@ -164,7 +164,7 @@ export class RedisBroker implements Broker {
   }
 
   /** The key of `topic`'s `part`. */
-  key(topic: string, part: 'meta' | 'log' | 'state' | 'live'): string {
+  key(topic: string, part: TopicKeyPart): string {
     return this.#keys.topic(topic, part);
   }
 
@@ -216,12 +216,10 @@ export class RedisBroker implements Broker {
   }
 
   /**
-   * The shared state of `topics` (`{ <topic>: { entities, seq, epoch } }`), read from Redis after every topic
+   * The shared state of `topics` (`{ <topic>: { entities, seq, epoch, alerts } }`), read from Redis after every topic
    * with local subscribers is subscribed, so every frame after the returned `seq` reaches this node.
    */
-  async snapshot(
-    topics: readonly string[],
-  ): Promise<Record<string, { entities: unknown[]; seq: number; epoch?: string }>> {
+  async snapshot(topics: readonly string[]): Promise<Record<string, TopicSnapshot>> {
     this.#connection.failFast();
     const host = this.#host;
     await this.watch(host === null ? [] : topics.filter((t) => host.subscribers(t) > 0));

@@ -6,8 +6,8 @@
  * @module
  */
 
-/** The parts of a topic in Redis: position hash, stream, state hash, pub/sub channel. */
-export type TopicKeyPart = 'meta' | 'log' | 'state' | 'live';
+/** The parts of a topic in Redis: position hash, stream, entity state hash, active alerts hash, pub/sub channel. */
+export type TopicKeyPart = 'meta' | 'log' | 'state' | 'alerts' | 'live';
 
 /** Key and channel names under one prefix. */
 export class RedisKeys {

@@ -1,6 +1,7 @@
 /**
  * The publish path of the Redis broker (`RedisPublisher`): one Lua script (`PUBLISH` in `redis-scripts.ts`) takes the
  * topic's next seq, appends the frame to the topic's stream, applies the entity change to the topic's state hash
+ * (an ALERT's effect to its active alerts hash, by the protocol's `alertEffect`, bounded by `MAX_ACTIVE_ALERTS`)
  * and PUBLISHes the frame on the topic's channel, so the channel carries frames in seq order and the state always
  * matches its seq.
  *
@@ -14,6 +15,7 @@ import type { SequencedMessage } from '../gateway/broker.js';
 import type { StreamPosition } from '../protocol/messages.js';
 import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
 import type { EntityChange } from '../protocol/topics.js';
+import { MAX_ACTIVE_ALERTS, alertEffect } from '../protocol/alert-state.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
 import { PUBLISH, runScript } from './redis-scripts.js';
@@ -62,6 +64,8 @@ export class RedisPublisher {
     for (const entity of change?.upserts ?? []) args.push(entity.id, JSON.stringify(entity));
     args.push(change?.removes.length ?? 0);
     for (const id of change?.removes ?? []) args.push(id);
+    const effect = message.type === 'ALERT' ? alertEffect(message.data) : null;
+    args.push(effect?.kind ?? '', effect?.id ?? '', MAX_ACTIVE_ALERTS);
     const reply = (await connection.bounded(
       runScript(
         connection.redis,
@@ -71,6 +75,7 @@ export class RedisPublisher {
           keys.topic(topic, 'log'),
           keys.topic(topic, 'state'),
           keys.topic(topic, 'live'),
+          keys.topic(topic, 'alerts'),
         ],
         args,
       ),

@@ -6,6 +6,8 @@
  * - `P{T}:meta`  hash `epoch`, `seq`: the topic's stream life and last seq;
  * - `P{T}:log`   stream of the encoded frames, entry id `<seq>-0`, fields `j` (JSON) and `t` (ms);
  * - `P{T}:state` hash entity id -> entity JSON: the shared state the snapshots come from;
+ * - `P{T}:alerts` hash alert id -> `<order> <data JSON>`: the topic's active alerts (`order`: the seq of the ALERT
+ *   that first raised it, so a snapshot lists them oldest first), at most `MAX_ACTIVE_ALERTS`;
  * - channel `P{T}:live`: every frame, as `<seq> <epoch> <nodeId> <json>`.
  *
  * @module
@@ -24,17 +26,20 @@ function script(lua: string): LuaScript {
 }
 
 /**
- * Publishes one UPDATE/ALERT atomically: creates the epoch once (HSETNX), takes the next seq (HINCRBY), builds the
- * frame, appends it to the stream (XADD MAXLEN ~), applies the entity change to the state hash, and PUBLISHes it.
+ * Publishes one UPDATE/ALERT atomically: creates the epoch once (HSETNX; a new epoch starts with no active alerts),
+ * takes the next seq (HINCRBY), builds the frame, appends it to the stream (XADD MAXLEN ~), applies the entity change
+ * to the state hash and the ALERT's effect (as `alertEffect` of `src/protocol/alert-state.ts` computed it) to the
+ * alerts hash (a new id only while fewer than `maxActive` are active), and PUBLISHes it.
  * Everything in one script, so the publication order on the channel is the seq order and the state always matches
  * the seq.
  *
  * The publisher's deadline is checked first, on Redis' own clock: a script that runs after the publisher gave up
  * (Redis was frozen, the publisher answered 503) changes nothing and returns the error `DEADLINE`.
  *
- * KEYS: meta, log, state, channel.
+ * KEYS: meta, log, state, channel, alerts.
  * ARGV: epochCandidate, maxlen, type, timestampJson, dataJson, topicJson, nodeId, nowMs, deadlineMs (Redis clock),
- *       nUpserts, (id, entityJson) * nUpserts, nRemoves, id * nRemoves.
+ *       nUpserts, (id, entityJson) * nUpserts, nRemoves, id * nRemoves, alertEffect ('' | 'raise' | 'resolve'),
+ *       alertId, maxActive.
  * Returns: { seq, epoch }.
  */
 export const PUBLISH = script(`
@@ -42,7 +47,9 @@ local clock = redis.call('TIME')
 if tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) > tonumber(ARGV[9]) then
   return redis.error_reply('DEADLINE the publisher gave up waiting')
 end
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[5])
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local json = '{"type":"' .. ARGV[3] .. '","topic":' .. ARGV[6] .. ',"data":' .. ARGV[5] .. ',"timestamp":' .. ARGV[4] ..
@@ -60,6 +67,19 @@ i = i + 1
 for _ = 1, r do
   redis.call('HDEL', KEYS[3], ARGV[i])
   i = i + 1
+end
+local effect, aid, maxActive = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+if effect == 'raise' then
+  local prev = redis.call('HGET', KEYS[5], aid)
+  if prev then
+    local space = string.find(prev, ' ', 1, true)
+    local order = space and string.sub(prev, 1, space - 1) or tostring(seq)
+    redis.call('HSET', KEYS[5], aid, order .. ' ' .. ARGV[5])
+  elseif redis.call('HLEN', KEYS[5]) < maxActive then
+    redis.call('HSET', KEYS[5], aid, seq .. ' ' .. ARGV[5])
+  end
+elseif effect == 'resolve' then
+  redis.call('HDEL', KEYS[5], aid)
 end
 redis.call('PUBLISH', KEYS[4], seq .. ' ' .. epoch .. ' ' .. ARGV[7] .. ' ' .. json)
 return { seq, epoch }
@@ -96,15 +116,16 @@ return out
 `);
 
 /**
- * Reads the state of several topics with their positions, atomically.
- * KEYS: meta1, state1, meta2, state2, ... Returns per topic: { epoch or false, seq, { id, json, ... } }.
+ * Reads the state of several topics (entities and active alerts) with their positions, atomically.
+ * KEYS: meta1, state1, alerts1, meta2, ... Returns per topic: { epoch or false, seq, { id, json, ... },
+ * { alertId, '<order> <json>', ... } }.
  */
 export const SNAPSHOT = script(`
 local out = {}
-for k = 1, #KEYS, 2 do
+for k = 1, #KEYS, 3 do
   local epoch = redis.call('HGET', KEYS[k], 'epoch')
   local seq = tonumber(redis.call('HGET', KEYS[k], 'seq') or '0')
-  out[#out + 1] = { epoch or false, seq, redis.call('HGETALL', KEYS[k + 1]) }
+  out[#out + 1] = { epoch or false, seq, redis.call('HGETALL', KEYS[k + 1]), redis.call('HGETALL', KEYS[k + 2]) }
 end
 return out
 `);

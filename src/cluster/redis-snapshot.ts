@@ -1,20 +1,25 @@
 /**
- * Snapshot reads of the Redis broker: the shared state of several topics (entities, seq, epoch), read atomically by
+ * Snapshot reads of the Redis broker: the shared state of several topics (entities, seq, epoch, alerts), read atomically by
  * one script (`SNAPSHOT` in `redis-scripts.ts`) within the command deadline, and returned once this node has
  * delivered every topic up to the position read, so no frame in a snapshot arrives again live.
  *
  * @module
  */
 import { checkJsonBounds } from '../protocol/json-bounds.js';
+import { activeAlertsFrom } from '../protocol/alert-state.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
 import { runScript, SNAPSHOT } from './redis-scripts.js';
 
-/** The shared state of one topic: its entities and position (`epoch` absent when nothing was ever published). */
+/**
+ * The shared state of one topic: its entities, position (`epoch` absent when nothing was ever published) and active
+ * alerts (their data, oldest first).
+ */
 export interface TopicSnapshot {
   entities: unknown[];
   seq: number;
   epoch?: string;
+  alerts: unknown[];
 }
 
 /**
@@ -28,25 +33,54 @@ export async function readSnapshot(
   awaitDelivered: (topic: string, epoch: string, seq: number) => Promise<void>,
 ): Promise<Record<string, TopicSnapshot>> {
   const keyList: string[] = [];
-  for (const topic of topics) keyList.push(keys.topic(topic, 'meta'), keys.topic(topic, 'state'));
+  for (const topic of topics) {
+    keyList.push(keys.topic(topic, 'meta'), keys.topic(topic, 'state'), keys.topic(topic, 'alerts'));
+  }
   const reply = (await connection.bounded(
     runScript(connection.redis, SNAPSHOT, keyList, []),
     'snapshot',
-  )) as [string | null, number, string[]][];
+  )) as [string | null, number, string[], string[]][];
   const out: Record<string, TopicSnapshot> = {};
   const waits: Promise<void>[] = [];
   topics.forEach((topic, i) => {
-    const [epoch, seq, flat] = reply[i] ?? [null, 0, []];
+    const [epoch, seq, flat, alertFlat] = reply[i] ?? [null, 0, [], []];
     const entities: unknown[] = [];
     for (let k = 1; k < flat.length; k += 2) {
       const entity = storedEntity(flat[k]);
       if (entity !== undefined) entities.push(entity);
     }
-    out[topic] = epoch === null ? { entities, seq: Number(seq) } : { entities, seq: Number(seq), epoch };
+    const alerts = storedAlerts(alertFlat);
+    out[topic] =
+      epoch === null ? { entities, seq: Number(seq), alerts } : { entities, seq: Number(seq), epoch, alerts };
     if (epoch !== null) waits.push(awaitDelivered(topic, epoch, Number(seq)));
   });
   await Promise.all(waits);
   return out;
+}
+
+/**
+ * The active alerts as the alerts hash stores them (`<order> <data JSON>` per id), oldest first. The hash is input
+ * too: a value that does not parse or is past the JSON bounds is skipped, and the list is folded by the protocol's
+ * rule (`activeAlertsFrom`), so what is not an active alert is dropped and at most `MAX_ACTIVE_ALERTS` are returned.
+ */
+function storedAlerts(flat: readonly string[] | undefined): unknown[] {
+  const parsed: { order: number; data: unknown }[] = [];
+  for (let k = 1; k < (flat?.length ?? 0); k += 2) {
+    const text = flat?.[k];
+    const space = text?.indexOf(' ') ?? -1;
+    if (text === undefined || space <= 0) continue;
+    const order = Number(text.slice(0, space));
+    if (!Number.isSafeInteger(order)) continue;
+    let data: unknown;
+    try {
+      data = JSON.parse(text.slice(space + 1));
+    } catch {
+      continue;
+    }
+    if (checkJsonBounds(data) === null) parsed.push({ order, data });
+  }
+  parsed.sort((a, b) => a.order - b.order);
+  return [...activeAlertsFrom(parsed.map((p) => p.data)).values()];
 }
 
 /**

@@ -70,12 +70,20 @@ export type {
 } from './service-options.js';
 
 /**
- * Told of a valid state change published on `topic` (see {@link WebSocketService.onChange}): the normalised change,
- * the position it took, and the message as the publisher passed it (so a publisher can recognise its own).
+ * A sequenced message that may change a topic's state: an UPDATE's normalised entity change (by `parseUpdate`), or
+ * an ALERT's `data` (its effect on the active alerts is the protocol's `applyAlert` rule).
+ */
+export type StateEvent =
+  | { readonly type: 'UPDATE'; readonly change: EntityChange }
+  | { readonly type: 'ALERT'; readonly data: unknown };
+
+/**
+ * Told of a state event published on `topic` (see {@link WebSocketService.onChange}): a valid entity change or an
+ * ALERT, the position it took, and the message as the publisher passed it (so a publisher can recognise its own).
  */
 export type ChangeListener = (
   topic: string,
-  change: EntityChange,
+  event: StateEvent,
   position: StreamPosition,
   message: WebSocketMessage,
 ) => void;
@@ -97,7 +105,7 @@ export class WebSocketService {
   readonly #compressor: FrameCompressor | null;
   /** Pings every session and terminates the silent ones. */
   readonly #heartbeat: Heartbeat<ClientSession>;
-  /** Told of every valid state change once it is sequenced (see {@link WebSocketService.onChange}). */
+  /** Told of every valid state change and ALERT once it is sequenced (see {@link WebSocketService.onChange}). */
   readonly #changeListeners = new Set<ChangeListener>();
   readonly #jsonBounds: JsonBounds;
   /** Every frame this service encodes itself (CONNECTED, replies, snapshots, replays), and their caches. */
@@ -277,25 +285,21 @@ export class WebSocketService {
 
   /**
    * Registers `listener` for every valid state change published on any topic (an UPDATE whose `data` is a change by
-   * `parseUpdate`, normalised), called once the change has its position (synchronously with the in-memory broker,
+   * `parseUpdate`, normalised, and every ALERT, whose `data` may raise or end an active alert), called once the
+   * message has its position (synchronously with the in-memory broker,
    * when the cluster store answered in cluster mode). The state holder (the `DataAggregator` attached to this
    * service) folds the library's publishes through it, so a late joiner's snapshot holds what the live clients
-   * folded. Returns the function that unregisters it.
+   * folded (entities and active alerts). Returns the function that unregisters it.
    */
   onChange(listener: ChangeListener): () => void {
     this.#changeListeners.add(listener);
     return () => this.#changeListeners.delete(listener);
   }
 
-  #notifyChange(
-    topic: string,
-    change: EntityChange,
-    position: StreamPosition,
-    message: WebSocketMessage,
-  ): void {
+  #notifyChange(topic: string, event: StateEvent, position: StreamPosition, message: WebSocketMessage): void {
     for (const listener of this.#changeListeners) {
       try {
-        listener(topic, change, position, message);
+        listener(topic, event, position, message);
       } catch (error) {
         this.#logger.error({ err: error, topic }, 'change listener failed');
       }
@@ -363,15 +367,21 @@ export class WebSocketService {
       case 'UPDATE':
       case 'ALERT': {
         const position = this.#broker.publish(topic, message as SequencedMessage); // type narrowed by the case
-        if (message !== original && this.#changeListeners.size > 0) {
-          const change = message.data as EntityChange; // normalised by #admitUpdate
+        // A state event: a valid entity change (normalised by #admitUpdate) or an ALERT; opaque UPDATEs are none.
+        const event: StateEvent | null =
+          message.type === 'ALERT'
+            ? { type: 'ALERT', data: message.data }
+            : message !== original
+              ? { type: 'UPDATE', change: message.data as EntityChange }
+              : null;
+        if (event !== null && this.#changeListeners.size > 0) {
           if (isPromiseLike(position)) {
             position.then(
-              (p) => this.#notifyChange(topic, change, p, original),
+              (p) => this.#notifyChange(topic, event, p, original),
               () => {},
             );
           } else {
-            this.#notifyChange(topic, change, position, original);
+            this.#notifyChange(topic, event, position, original);
           }
         }
         if (isPromiseLike(position)) {

@@ -1,12 +1,13 @@
 /**
  * The protocol layer as one entry point (`citypulse/protocol`): the wire protocol of `messages.ts` (message types,
  * validation, error and close codes, and the JSON bounds it re-exports), the state model (`state-model.ts`: entity
- * identity, per-topic validity, the one rule of how an UPDATE changes a topic's state) and the typed payloads with
+ * identity, per-topic validity, the one rule of how an UPDATE changes a topic's state; `alert-state.ts`: how an ALERT does) and the typed payloads with
  * the one envelope encoder (`payloads.ts`). The entity types stay in `topics.ts`.
  *
  * @module
  */
 export * from './messages.js';
 export * from './state-model.js';
+export * from './alert-state.js';
 export * from './payloads.js';
 export type * from './topic-definition.js';

@@ -9,13 +9,15 @@
  * @module
  */
 import type {
+  AlertPayload,
   AlertSeverity,
-  CityAlert,
   EntityBase,
   EntityChange,
   TopicEntityMap,
   TopicState,
 } from './topics.js';
+
+export type { AlertPayload, PublishedAlert } from './topics.js';
 
 /** The entity type of topic `T`: the city topics' own, {@link EntityBase} for any other topic. */
 export type EntityOf<T extends string> = T extends keyof TopicEntityMap ? TopicEntityMap[T] : EntityBase;
@@ -25,20 +27,6 @@ export type UpdatePayload<T extends string> = EntityChange<EntityOf<T>>;
 
 /** `data` of a per-topic SNAPSHOT of topic `T` (and each value of a full SNAPSHOT). */
 export type SnapshotPayload<T extends string> = TopicState<EntityOf<T>>;
-
-/**
- * `data` of an ALERT: a {@link CityAlert} raised by the alert rules, or what a publisher sent through
- * `POST /api/publish` (any JSON; {@link readAlert} gives every shape one typed view).
- */
-export type AlertPayload = CityAlert | PublishedAlert;
-
-/** The documented shape of a published ALERT's data (other JSON is accepted and read by {@link readAlert}). */
-export interface PublishedAlert {
-  readonly message: string;
-  readonly id?: string;
-  readonly severity?: AlertSeverity;
-  readonly title?: string;
-}
 
 /** A sequenced UPDATE frame of topic `T`, as a client receives it. */
 export interface TopicUpdateFrame<T extends string = string> {
@@ -91,7 +79,7 @@ export interface AlertView {
 const SEVERITIES: readonly AlertSeverity[] = ['info', 'warning', 'critical'];
 
 /**
- * Reads any ALERT's `data` as an {@link AlertView}: a rule's {@link CityAlert}, a published `{ message, severity? }`,
+ * Reads any ALERT's `data` as an {@link AlertView}: a rule's `CityAlert`, a published `{ message, severity? }`,
  * a bare string, or other JSON (shown as its first 200 characters). Unknown severities read as `warning`.
  */
 export function readAlert(data: unknown, topic?: string): AlertView {

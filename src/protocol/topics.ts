@@ -117,12 +117,17 @@ export interface EntityChange<E extends EntityBase = EntityBase> {
   readonly removes: readonly string[];
 }
 
-/** A topic's state as a snapshot: every entity, and the `seq` of the last message it reflects. */
+/** A topic's state as a snapshot: every entity and active alert, and the `seq` of the last message it reflects. */
 export interface TopicState<E extends EntityBase = EntityBase> {
   readonly entities: readonly E[];
   readonly seq: number;
   /** The epoch `seq` belongs to. */
   readonly epoch?: string;
+  /**
+   * The topic's active alerts as of `seq`: the `data` of each active ALERT, oldest first (the rule:
+   * `src/protocol/alert-state.ts`).
+   */
+  readonly alerts: readonly AlertPayload[];
 }
 
 /** Alert severity. */
@@ -144,6 +149,22 @@ export interface CityAlert {
   readonly state: 'raised' | 'resolved';
   /** ISO-8601, on `resolved` alerts. */
   readonly resolvedAt?: string;
+}
+
+/**
+ * `data` of an ALERT: a {@link CityAlert} raised by the alert rules, or what a publisher sent through
+ * `POST /api/publish` (any JSON; `readAlert` in `payloads.ts` gives every shape one typed view).
+ */
+export type AlertPayload = CityAlert | PublishedAlert;
+
+/** The documented shape of a published ALERT's data (other JSON is accepted and read by `readAlert`). */
+export interface PublishedAlert {
+  readonly message: string;
+  readonly id?: string;
+  readonly severity?: AlertSeverity;
+  readonly title?: string;
+  /** `resolved` ends the active alert of the same `id`. */
+  readonly state?: 'raised' | 'resolved';
 }
 
 /** The US EPA AQI category for an AQI value. */

@@ -79,7 +79,7 @@ test('examples/city.json runs the simulator, the HTTP feeds and MQTT together an
   }
   for (const topic of topics) {
     assert.deepEqual(
-      toTopicState(clients.get(topic) ?? fromSnapshot({ entities: [], seq: 0 })),
+      toTopicState(clients.get(topic) ?? fromSnapshot({ entities: [], seq: 0, alerts: [] })),
       aggregator.getTopicSnapshot(topic),
     );
   }

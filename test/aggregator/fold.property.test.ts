@@ -165,7 +165,12 @@ test('snapshot + folded UPDATEs equal getSnapshot() after every step', () => {
 });
 
 test('the fold refuses gaps, foreign epochs and malformed frames, and ignores duplicates', () => {
-  const base = fromSnapshot({ entities: [{ id: 'a', updatedAt: 'x', source: 's' }], seq: 3, epoch: 'E' });
+  const base = fromSnapshot({
+    entities: [{ id: 'a', updatedAt: 'x', source: 's' }],
+    seq: 3,
+    epoch: 'E',
+    alerts: [],
+  });
   const update = (seq: number, epoch = 'E', data: unknown = { upserts: [], removes: ['a'] }) => ({
     type: 'UPDATE',
     seq,

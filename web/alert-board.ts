@@ -1,109 +1,87 @@
 /**
- * The alerts panel's model: the alerts active per topic and a feed of recent ones, newest first.
+ * The alerts panel's feed: recent alerts, newest first, kept in line with the SDK's active alerts.
  *
- * Active alerts come from two places: the `alerts` of each topic's SNAPSHOT (what was active before the page
- * opened, contract 5 of issue 12) and the ALERT frames after it. An alert with an id is one feed entry that changes
- * state (raised, then resolved); an alert without an id is a transient entry of its own.
+ * Which alerts are active is the protocol's rule (`applyAlert`, folded by the SDK: `client.activeAlerts(topic)`,
+ * seeded by each snapshot, so alerts raised before the page opened are there). The feed only presents it: an alert
+ * with an id is one entry that changes state (raised, then resolved); an ALERT that is not part of the state (no
+ * id, a broadcast, the resolution of an alert this page never saw raised) is an entry of its own.
  *
  * @module
  */
 import type { AlertView } from '../src/protocol/payloads.js';
-import { isRecord } from '../src/shared/json.js';
 import type { FeedAlert } from './panels.js';
 import { toFeedAlert } from './panels.js';
 
 /** Entries kept in the feed. */
 export const MAX_FEED = 60;
-/** Most active alerts kept per topic (the protocol's bound). */
-export const MAX_ACTIVE_PER_TOPIC = 256;
 
-/**
- * The `alerts` of topic `topic` in a SNAPSHOT frame's `data` (per-topic: `data.alerts`; full: `data[topic].alerts`),
- * at most {@link MAX_ACTIVE_PER_TOPIC}; `undefined` when the server sends none (an older server).
- */
-export function snapshotAlerts(
-  message: { readonly topic?: string | undefined; readonly data: unknown },
-  topic: string,
-): unknown[] | undefined {
-  const data: unknown =
-    message.topic !== undefined
-      ? message.data
-      : isRecord(message.data) && Object.hasOwn(message.data, topic)
-        ? message.data[topic]
-        : undefined;
-  if (!isRecord(data) || !Array.isArray(data.alerts)) return undefined;
-  return data.alerts.slice(0, MAX_ACTIVE_PER_TOPIC);
+function timeOf(entry: FeedAlert): number {
+  const t = Date.parse(entry.at);
+  return Number.isFinite(t) ? t : 0;
 }
 
-/** Active alerts and the recent-alerts feed. */
-export class AlertBoard {
-  /** Frame topic -> alert id -> its feed entry. */
-  readonly #active = new Map<string, Map<string, FeedAlert>>();
-  #feed: FeedAlert[] = [];
+/** The recent-alerts feed. */
+export class AlertFeed {
+  #entries: FeedAlert[] = [];
+  /** Frame topic -> id -> the entry showing that active alert. */
+  readonly #tracked = new Map<string, Map<string, FeedAlert>>();
 
-  /** The feed, newest first. */
-  get feed(): readonly FeedAlert[] {
-    return this.#feed;
-  }
-
-  /** How many alerts are active over all topics. */
-  get activeCount(): number {
-    let count = 0;
-    for (const alerts of this.#active.values()) count += alerts.size;
-    return count;
+  /** The entries, newest first. */
+  get entries(): readonly FeedAlert[] {
+    return this.#entries;
   }
 
   /**
-   * Replaces the active alerts of `topic` with those a snapshot carried (oldest first). Entries the feed shows as
-   * raised that are no longer active were resolved while this page was not listening: they turn resolved.
+   * Brings the feed in line with `active`, the alerts now active on `topic` (oldest first): one new entry per newly
+   * active alert, an updated entry for one whose data changed, and the entries of alerts no longer active turn
+   * resolved at `timestamp` (also when the resolution itself was missed, across a reconnect).
    */
-  seed(topic: string, views: readonly AlertView[], timestamp: string): void {
-    const next = new Map<string, FeedAlert>();
-    for (const view of views) {
-      if (view.id === undefined || view.state === 'resolved' || next.size >= MAX_ACTIVE_PER_TOPIC) continue;
-      const current = this.#active.get(topic)?.get(view.id);
-      const entry = current ?? toFeedAlert(view, timestamp, topic);
-      next.set(view.id, entry);
-      if (current === undefined) this.#feed.push(entry);
+  sync(topic: string, active: readonly AlertView[], timestamp: string): void {
+    const before = this.#tracked.get(topic) ?? new Map<string, FeedAlert>();
+    const after = new Map<string, FeedAlert>();
+    for (const view of active) {
+      if (view.id === undefined) continue;
+      const current = before.get(view.id);
+      if (current !== undefined && current.message === view.message && current.severity === view.severity) {
+        after.set(view.id, current);
+        continue;
+      }
+      const entry = toFeedAlert(view, timestamp, topic);
+      if (current !== undefined) this.#remove(current);
+      this.#entries.push(entry);
+      after.set(view.id, entry);
     }
-    for (const [id, entry] of this.#active.get(topic) ?? []) {
-      if (!next.has(id)) this.#replace(entry, { ...entry, state: 'resolved', at: timestamp }, false);
+    for (const [id, entry] of before) {
+      if (after.has(id)) continue;
+      this.#remove(entry);
+      this.#entries.push({ ...entry, state: 'resolved', at: timestamp });
     }
-    this.#active.set(topic, next);
-    this.#feed.sort((a, b) => Date.parse(b.at) - Date.parse(a.at) || 0);
-    this.#trim();
+    this.#tracked.set(topic, after);
+    this.#settle();
   }
 
-  /** Folds one ALERT frame (of frame topic `topic`, `undefined` for a broadcast). */
-  apply(view: AlertView, timestamp: string, topic: string | undefined): void {
-    const entry = toFeedAlert(view, timestamp, topic);
-    if (view.id === undefined || topic === undefined) {
-      this.#feed.unshift(entry);
-      this.#trim();
-      return;
-    }
-    let active = this.#active.get(topic);
-    if (active === undefined) {
-      active = new Map();
-      this.#active.set(topic, active);
-    }
-    const current = active.get(view.id);
-    if (view.state === 'resolved') active.delete(view.id);
-    else if (current !== undefined || active.size < MAX_ACTIVE_PER_TOPIC) active.set(view.id, entry);
-    if (current !== undefined) this.#replace(current, entry, true);
-    else this.#feed.unshift(entry);
-    this.#trim();
+  /** Whether the feed has an entry of alert `id` on `topic` (raised or resolved). */
+  shows(topic: string, id: string): boolean {
+    return this.#entries.some((entry) => entry.scope === topic && entry.id === id);
   }
 
-  /** Puts `next` where `previous` was (or at the top when `toTop`). */
-  #replace(previous: FeedAlert, next: FeedAlert, toTop: boolean): void {
-    const index = this.#feed.indexOf(previous);
-    if (index >= 0) this.#feed.splice(index, 1);
-    if (toTop || index < 0) this.#feed.unshift(next);
-    else this.#feed.splice(index, 0, next);
+  /** Adds an entry for an ALERT that is not part of a topic's state (frame topic `topic`, if any). */
+  note(view: AlertView, timestamp: string, topic: string | undefined): void {
+    this.#entries.push(toFeedAlert(view, timestamp, topic));
+    this.#settle();
   }
 
-  #trim(): void {
-    if (this.#feed.length > MAX_FEED) this.#feed.length = MAX_FEED;
+  #remove(entry: FeedAlert): void {
+    const index = this.#entries.indexOf(entry);
+    if (index >= 0) this.#entries.splice(index, 1);
+  }
+
+  /** Newest first (a stable sort: same-time entries keep their order), at most {@link MAX_FEED}. */
+  #settle(): void {
+    this.#entries = this.#entries
+      .map((entry, index) => ({ entry, index, time: timeOf(entry) }))
+      .sort((a, b) => b.time - a.time || b.index - a.index)
+      .slice(0, MAX_FEED)
+      .map(({ entry }) => entry);
   }
 }

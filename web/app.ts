@@ -12,7 +12,7 @@
 import { createClient } from '../src/client/index.js';
 import type { ConnectionState } from '../src/client/index.js';
 import { WS_PATH } from '../src/protocol/messages.js';
-import { readAlert } from '../src/protocol/payloads.js';
+import { alertEffect } from '../src/protocol/alert-state.js';
 import type { TopicInfo } from '../src/protocol/topic-definition.js';
 import type {
   Accident,
@@ -21,7 +21,7 @@ import type {
   EntityBase,
   WeatherReading,
 } from '../src/protocol/topics.js';
-import { AlertBoard, snapshotAlerts } from './alert-board.js';
+import { AlertFeed } from './alert-board.js';
 import { byTestId } from './dom.js';
 import { AQI_COLOR, AQI_LABEL, formatClock, severityColor } from './format.js';
 import { LayerToggles } from './layers.js';
@@ -69,7 +69,7 @@ const lists = new TopicLists(byTestId('topic-lists'));
 const layers = new LayerToggles(byTestId('layer-toggles'), () => markDirty('map'));
 const rate = new RateMeter(5000);
 const lastDataAt = new Map<string, number>();
-const board = new AlertBoard();
+const feed = new AlertFeed();
 /** The topics shown, in registry order. */
 const topics = new Map<string, TopicInfo>();
 /** Topics whose list is due for a render. */
@@ -137,7 +137,7 @@ function render(panel: Panel, now: number): void {
       renderAirQuality(byTestId<HTMLTableSectionElement>('aq-body'), values<AirQualityStation>('airQuality'));
       break;
     case 'alerts':
-      renderAlerts(byTestId('alerts-feed'), board.feed);
+      renderAlerts(byTestId('alerts-feed'), feed.entries);
       break;
     case 'summary':
       renderSummary();
@@ -296,7 +296,7 @@ function renderSummary(): void {
   const aqi = byTestId('summary-aqi');
   aqi.textContent = worst === null ? '—' : truncate(`${Math.round(worst.aqi)} ${worst.name}`, 40);
   aqi.style.color = worst === null ? '' : AQI_COLOR[categoryOf(worst)];
-  byTestId('summary-alerts').textContent = String(board.activeCount);
+  byTestId('summary-alerts').textContent = String(client.activeAlerts().length);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -351,21 +351,20 @@ if (listed !== null) {
 
 client.on('message', () => rate.tick(Date.now()));
 
-// Alerts active before this page (or this connection) started come with each topic's snapshot.
+// The active alerts are the SDK's (the protocol's rule, seeded by every snapshot: alerts raised before this page
+// opened are in it); the feed follows them.
 client.on('snapshot', ({ topic, message }) => {
-  const active = snapshotAlerts(message, topic);
-  if (active === undefined) return;
-  board.seed(
-    topic,
-    active.map((data) => readAlert(data, topic)),
-    message.timestamp,
-  );
+  feed.sync(topic, client.activeAlerts(topic), message.timestamp);
   markDirty('alerts', 'summary');
 });
 
 client.on('alert', ({ alert: view, message, topic }) => {
   // The SDK hands the alert typed (the protocol's `readAlert`): no re-parsing of its data here.
-  board.apply(view, message.timestamp, topic);
+  const effect = alertEffect(message.data);
+  if (topic !== undefined && effect !== null) feed.sync(topic, client.activeAlerts(topic), message.timestamp);
+  if (topic === undefined || effect === null || !feed.shows(topic, effect.id)) {
+    feed.note(view, message.timestamp, topic);
+  }
   markDirty('alerts', 'summary');
 });
 

@@ -1,0 +1,198 @@
+/**
+ * The dashboard renders any topic (issue 12, item 6), in a real browser against the real server: a topic the
+ * dashboard has no code for gets a map layer that can be switched off and a list of its fields; alerts raised before
+ * the page opened are in the alerts panel, then follow live; entity data stays text; the page fits a 390 px phone.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { TestContext } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { CityPulseServer } from '../../src/app/create-server.js';
+import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
+import { WEB_ROOT, connection, launchBrowser, openDashboard, publish } from '../helpers/browser.js';
+import { isoNow, startServer } from '../helpers/servers.js';
+
+const KEY = 'e2e-registry-key';
+const HOSTILE = '<img src=x onerror="window.__pwned=1">';
+
+let browser: Browser;
+
+before(async () => {
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+function garage(id: string, name: string, free: number, lat: number, lon: number) {
+  return { id, updatedAt: isoNow(), source: 'e2e', name, location: { lat, lon }, free, capacity: 300 };
+}
+
+const garages = [
+  garage('p1', 'Central Garage', 42, 52.3791, 4.9003),
+  garage('p2', HOSTILE, 7, 52.3676, 4.9041),
+  garage('p3', 'Museum Garage', 120, 52.3584, 4.8811),
+];
+
+function station(aqi: number) {
+  const category = aqi > 300 ? 'hazardous' : 'good';
+  return {
+    id: 'aq-stadhouderskade',
+    updatedAt: isoNow(),
+    source: 'e2e',
+    name: 'Stadhouderskade',
+    location: { lat: 52.358, lon: 4.8906 },
+    aqi,
+    category,
+  };
+}
+
+/** A server with a `parking` topic next to the city topics, garages in it and a critical AQI alert raised. */
+async function startParkingServer(t: TestContext): Promise<CityPulseServer> {
+  const server = await startServer(t, {
+    topics: [...DEFAULT_TOPICS, 'parking'],
+    publishKeys: [KEY],
+    webRoot: WEB_ROOT,
+  });
+  const parked = server.aggregator.ingest('parking', garages, []);
+  assert.ok(parked.ok, JSON.stringify(parked));
+  const aq = server.aggregator.ingest('airQuality', [station(350)], []);
+  assert.ok(aq.ok, JSON.stringify(aq));
+  assert.equal(
+    server.aggregator.activeAlerts().length,
+    1,
+    'the AQI rule raised its alert before the page opens',
+  );
+  return server;
+}
+
+function markers(page: Page, topic: string) {
+  return page.locator(`[data-testid^="marker-"][data-topic="${topic}"]`);
+}
+
+function row(page: Page, topic: string, id: string) {
+  return page.locator(`[data-testid="list-${topic}"] [data-testid="topic-row"][data-id="${id}"]`);
+}
+
+async function textOf(page: Page, selector: string): Promise<string> {
+  return (await page.locator(selector).textContent()) ?? '';
+}
+
+test('a topic without dashboard code: layer, list, markers, alerts from before the page opened, live, text only', async (t) => {
+  const server = await startParkingServer(t);
+  const { page, pageErrors } = await openDashboard(t, browser, server, {
+    viewport: { width: 1280, height: 800 },
+  });
+  await connection(page, 'connected').waitFor({ timeout: 5000 });
+
+  // A layer switch, a list and a marker per garage.
+  const toggle = page.getByTestId('layer-toggle-parking');
+  await toggle.waitFor({ timeout: 5000 });
+  assert.equal(await toggle.isChecked(), true);
+  await row(page, 'parking', 'p3').waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('[data-testid="list-parking"] [data-testid="topic-row"]').count(), 3);
+  assert.equal(await textOf(page, '[data-testid="list-count-parking"]'), '3');
+  await markers(page, 'parking').nth(2).waitFor({ state: 'attached', timeout: 5000 });
+  assert.equal(await markers(page, 'parking').count(), 3);
+
+  // A hostile name is text: in the list, in the marker's title, and nothing ran.
+  assert.equal(await row(page, 'parking', 'p2').locator('.entity-name').textContent(), HOSTILE);
+  assert.equal(await page.locator('[data-testid="list-parking"] img').count(), 0);
+  const title = await page
+    .locator('[data-testid^="marker-"][data-topic="parking"][data-id="p2"] title')
+    .textContent();
+  assert.match(title ?? '', /<img src=x onerror=/);
+  assert.equal(await page.evaluate(() => (window as { __pwned?: unknown }).__pwned), undefined);
+
+  // The critical AQI alert was raised before the page opened: it is in the panel on open.
+  const aqiAlert = page.locator('[data-testid="alert-item"]', { hasText: 'AQI 350' });
+  await aqiAlert.waitFor({ timeout: 5000 });
+  assert.equal(await aqiAlert.getAttribute('data-severity'), 'critical');
+  assert.equal(await aqiAlert.getAttribute('data-state'), 'raised');
+  assert.equal(await textOf(page, '[data-testid="summary-alerts"]'), '1');
+
+  // Live: a new garage and a changed one.
+  await publish(server, KEY, {
+    topic: 'parking',
+    type: 'UPDATE',
+    data: {
+      upserts: [
+        garage('p4', 'Station Garage', 3, 52.3889, 4.8383),
+        garage('p1', 'Central Garage', 10, 52.3791, 4.9003),
+      ],
+    },
+  });
+  await row(page, 'parking', 'p4').waitFor({ timeout: 5000 });
+  await page
+    .locator('[data-testid^="marker-"][data-topic="parking"][data-id="p4"]')
+    .waitFor({ state: 'attached' });
+  assert.equal(await markers(page, 'parking').count(), 4);
+
+  // The alert resolves: the same entry turns resolved and nothing is active any more.
+  assert.ok(server.aggregator.ingest('airQuality', [station(30)], []).ok);
+  await page
+    .locator('[data-testid="alert-item"][data-state="resolved"]', { hasText: 'AQI 350' })
+    .waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('[data-testid="alert-item"]', { hasText: 'AQI 350' }).count(), 1);
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="summary-alerts"]')?.textContent === '0',
+    undefined,
+    { timeout: 5000 },
+  );
+
+  // Switching the layer off hides its markers only, and the choice survives a reload.
+  await toggle.uncheck();
+  await markers(page, 'parking').first().waitFor({ state: 'detached', timeout: 5000 });
+  assert.equal(await markers(page, 'parking').count(), 0);
+  assert.equal(await markers(page, 'airQuality').count(), 1, 'other layers stay');
+  await page.reload();
+  await connection(page, 'connected').waitFor({ timeout: 5000 });
+  await row(page, 'parking', 'p4').waitFor({ timeout: 5000 });
+  assert.equal(await page.getByTestId('layer-toggle-parking').isChecked(), false);
+  await markers(page, 'airQuality').first().waitFor({ state: 'attached', timeout: 5000 });
+  assert.equal(await markers(page, 'parking').count(), 0);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('without GET /api/topics (an older server, a 401) every topic of CONNECTED is shown with default hints', async (t) => {
+  const server = await startParkingServer(t);
+  const { page, pageErrors } = await openDashboard(t, browser, server, {
+    prepare: (p) => p.route('**/api/topics', (route) => route.fulfill({ status: 401, body: '{}' })),
+  });
+  await connection(page, 'connected').waitFor({ timeout: 5000 });
+  for (const topic of [...DEFAULT_TOPICS, 'parking']) {
+    await page.getByTestId(`layer-toggle-${topic}`).waitFor({ timeout: 5000 });
+  }
+  await row(page, 'parking', 'p1').waitFor({ timeout: 5000 });
+  assert.equal(await row(page, 'parking', 'p1').locator('.entity-name').textContent(), 'Central Garage');
+  await markers(page, 'parking').nth(2).waitFor({ state: 'attached', timeout: 5000 });
+  await page.locator('[data-testid="alert-item"]', { hasText: 'AQI 350' }).waitFor({ timeout: 5000 });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('fits a 390 px phone without sideways scrolling, and keeps the multi-panel layout at 1280 px', async (t) => {
+  const server = await startParkingServer(t);
+  const phone = await openDashboard(t, browser, server, { viewport: { width: 390, height: 844 } });
+  await connection(phone.page, 'connected').waitFor({ timeout: 5000 });
+  await row(phone.page, 'parking', 'p1').waitFor({ timeout: 5000 });
+  await phone.page.locator('[data-testid="alert-item"]').first().waitFor({ timeout: 5000 });
+  const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 390, `the page is ${width} px wide at 390`);
+
+  const desk = await openDashboard(t, browser, server, { viewport: { width: 1280, height: 800 } });
+  await connection(desk.page, 'connected').waitFor({ timeout: 5000 });
+  await row(desk.page, 'parking', 'p1').waitFor({ timeout: 5000 });
+  const boxes = await desk.page.evaluate(() =>
+    ['map-panel', 'weather-panel', 'alerts-panel', 'topics-panel'].map((id) => {
+      const box = document.querySelector(`[data-testid="${id}"]`)?.getBoundingClientRect();
+      return { id, left: box?.left ?? -1, top: box?.top ?? -1 };
+    }),
+  );
+  const [map, weather, alerts, topics] = boxes;
+  assert.ok(map && weather && alerts && topics);
+  assert.ok(weather.left > map.left && topics.left > weather.left, `side by side: ${JSON.stringify(boxes)}`);
+  assert.ok(weather.top < 200, `the weather panel is beside the map, not below it: ${JSON.stringify(boxes)}`);
+  assert.equal(await desk.page.evaluate(() => document.documentElement.scrollWidth), 1280);
+  assert.deepEqual([...phone.pageErrors, ...desk.pageErrors], []);
+});

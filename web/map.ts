@@ -143,6 +143,9 @@ export class CityMap {
   readonly #observer: ResizeObserver | null;
   /** The marker layer, kept across draws: one group per kind, marker elements reused by topic and id. */
   readonly #markerLayer: SVGGElement;
+  /** Background, tiles and graticule (under the markers); the scale bar (over them). */
+  readonly #under: SVGGElement;
+  readonly #over: SVGGElement;
   readonly #kindGroups = new Map<MarkerKind, SVGGElement>();
   readonly #elements = new Map<string, DrawnMarker>();
   /** The view the static layers were drawn for. */
@@ -160,6 +163,9 @@ export class CityMap {
     });
     host.append(this.#svg);
     this.#markerLayer = svg('g', { class: 'map-markers' });
+    this.#under = svg('g');
+    this.#over = svg('g');
+    this.#svg.append(this.#under, this.#markerLayer, this.#over);
     for (const kind of KIND_ORDER) {
       const group = svg('g', { 'data-kind': kind });
       this.#kindGroups.set(kind, group);
@@ -187,12 +193,12 @@ export class CityMap {
     this.#svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     this.#svg.setAttribute('width', String(width));
     this.#svg.setAttribute('height', String(height));
-    const layers: SVGElement[] = [svg('rect', { class: 'map-bg', x: 0, y: 0, width, height })];
-    if (this.#tiles !== null) layers.push(this.#tileLayer(view, this.#tiles));
-    layers.push(this.#graticule(view));
-    layers.push(this.#markerLayer);
-    if (this.#markers.length > 0) layers.push(this.#scaleBar(view));
-    this.#svg.replaceChildren(...layers);
+    const under: SVGElement[] = [svg('rect', { class: 'map-bg', x: 0, y: 0, width, height })];
+    if (this.#tiles !== null) under.push(this.#tileLayer(view, this.#tiles));
+    under.push(this.#graticule(view));
+    // The marker layer stays in place (moving it would restyle every marker).
+    this.#under.replaceChildren(...under);
+    this.#over.replaceChildren(...(this.#markers.length > 0 ? [this.#scaleBar(view)] : []));
   }
 
   #tileLayer(view: Viewport, template: string): SVGGElement {

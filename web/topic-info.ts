@@ -36,8 +36,11 @@ const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** Cuts `text` to `max` characters (by code point), ending in `…` when cut. */
 export function truncate(text: string, max = MAX_TEXT): string {
   if (text.length <= max) return text;
-  const points = Array.from(text.slice(0, max * 2));
-  return points.length <= max ? points.join('') : `${points.slice(0, max - 1).join('')}…`;
+  // A head long enough to hold max + 1 code points (at most two UTF-16 units each): a huge string is not split whole.
+  const head = text.slice(0, max * 2 + 2);
+  const points = Array.from(head);
+  if (points.length <= max && head.length === text.length) return text;
+  return `${points.slice(0, max - 1).join('')}…`;
 }
 
 function boundedString(value: unknown, max: number): string | undefined {

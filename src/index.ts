@@ -5,6 +5,17 @@
  */
 export * from './protocol/index.js';
 export * from './protocol/topics.js';
+export {
+  GENERIC_TTL_MS,
+  MAX_SCHEMA_PATTERN_LENGTH,
+  TopicRegistry,
+  TopicRegistryError,
+  createTopicRegistry,
+  defaultTopicRegistry,
+  genericTopicDefinition,
+  resolveTopicRegistry,
+} from './protocol/topic-registry.js';
+export type { TopicsInput } from './protocol/topic-registry.js';
 export { WebSocketService } from './gateway/websocket-service.js';
 export type {
   WebSocketServiceOptions,

@@ -204,6 +204,13 @@ const snapshot: Handler = async (req, res, ctx) => {
   sendJson(res, 200, pickTopics(ctx.aggregator.getSnapshot(), permission));
 };
 
+/** `GET /api/topics`: the registry's client-visible part (`TopicInfo`), in registry order, as far as readable. */
+const topics: Handler = async (req, res, ctx) => {
+  const permission = await readGuard(ctx.reads)(req, res);
+  if (permission === null) return;
+  sendJson(res, 200, { topics: ctx.service.registry.info().filter((info) => permission.allows(info.name)) });
+};
+
 const alerts: Handler = async (req, res, ctx) => {
   const permission = await readGuard(ctx.reads)(req, res);
   if (permission === null) return;
@@ -222,6 +229,7 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
   '/readyz': { GET: ready },
   '/api/stats': { GET: stats },
   '/api/snapshot': { GET: snapshot },
+  '/api/topics': { GET: topics },
   '/api/alerts': { GET: alerts },
   '/metrics': { GET: prometheus },
   '/api/publish': { POST: publish },

@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { DEFAULT_TOPICS } from '../protocol/messages.js';
 import type { StreamPosition, WebSocketMessage } from '../protocol/messages.js';
 import { silentLogger } from '../shared/logger.js';
 import type { Logger } from '../shared/logger.js';
@@ -24,7 +23,8 @@ import { AlertEngine } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';
 import { validateEntity } from './schema.js';
-import { parseUpdate } from '../protocol/state-model.js';
+import { isEntityId } from '../protocol/state-model.js';
+import { resolveTopicRegistry, type TopicRegistry } from '../protocol/topic-registry.js';
 import type { Source, SourceBatch, SourceStatus } from './source.js';
 import { INGEST_SOURCE, SourceRunner, errorText, type SourceRecord } from './source-runner.js';
 
@@ -45,22 +45,19 @@ export interface TopicPublisher {
   ): () => void;
 }
 
-/** Default time-to-live of an entity no source reports any more, per city topic (ms). */
-export const DEFAULT_TTL_MS: Readonly<Record<string, number>> = {
-  cameras: 10 * 60_000,
-  weather: 60 * 60_000,
-  accidents: 30 * 60_000,
-  airQuality: 2 * 60 * 60_000,
-};
-
-/** TTL of topics outside {@link DEFAULT_TTL_MS}. */
-export const FALLBACK_TTL_MS = 30 * 60_000;
-
 export { INGEST_SOURCE };
 
 /** Options of {@link DataAggregator}. */
 export interface DataAggregatorOptions {
-  /** Topics served. Default: the four city topics. */
+  /**
+   * The topics served, with their schemas, TTLs and id fields (`src/protocol/topic-registry.ts`). Default: a
+   * registry of `topics`.
+   */
+  readonly registry?: TopicRegistry;
+  /**
+   * Topics served when no `registry` is given: catalog topics by name, other names with the base schema only.
+   * Default: the four city topics.
+   */
   readonly topics?: readonly string[];
   /** Sources to run. Default: none (the server passes the simulator when no config is given). */
   readonly sources?: readonly Source[];
@@ -69,7 +66,7 @@ export interface DataAggregatorOptions {
   readonly logger?: Logger;
   /**
    * Time-to-live per topic (ms) of an entity no source reports any more; `0` or `Infinity` keeps entities forever.
-   * Defaults: {@link DEFAULT_TTL_MS}.
+   * Overrides the topic definition's `ttlMs` (the default).
    */
   readonly ttlMs?: Partial<Record<string, number>>;
   /** How often TTLs and time-based alert rules are checked (ms). Default 1000. */
@@ -118,6 +115,8 @@ interface PendingChange {
 /** Keeps the live state of every topic and publishes its changes. */
 export class DataAggregator {
   private readonly slots = new Map<string, TopicSlot>();
+  /** The topics served: schemas (validators), TTLs, id fields. */
+  readonly registry: TopicRegistry;
   /** Runs the sources; their batches come back to `handleBatch`. */
   private readonly runner: SourceRunner;
   private readonly now: () => number;
@@ -139,8 +138,9 @@ export class DataAggregator {
     this.logger = (options.logger ?? silentLogger).child({ component: 'aggregator' });
     this.sweepIntervalMs = Math.max(10, options.sweepIntervalMs ?? 1000);
     this.alertEngine = options.alerts === false ? null : new AlertEngine(options.alerts ?? {}, this.now);
-    for (const name of options.topics ?? DEFAULT_TOPICS) {
-      const ttl = options.ttlMs?.[name] ?? DEFAULT_TTL_MS[name] ?? FALLBACK_TTL_MS;
+    this.registry = options.registry ?? resolveTopicRegistry(options.topics);
+    for (const name of this.registry.names) {
+      const ttl = options.ttlMs?.[name] ?? this.registry.definition(name)?.ttlMs ?? 0;
       this.slots.set(name, {
         name,
         entities: new Map(),
@@ -269,7 +269,7 @@ export class DataAggregator {
     const now = this.now();
     const valid: EntityBase[] = [];
     for (const [i, raw] of upserts.entries()) {
-      const result = validateEntity(topic, raw, { source: INGEST_SOURCE, now });
+      const result = validateEntity(this.registry, topic, raw, { source: INGEST_SOURCE, now });
       if (!result.ok) {
         const field = result.field === '' ? `entities[${i}]` : `entities[${i}].${result.field}`;
         this.runner.ingestRecord().rejected += 1;
@@ -278,7 +278,7 @@ export class DataAggregator {
       valid.push(result.entity);
     }
     for (const [i, id] of removes.entries()) {
-      if (typeof id !== 'string' || id.length === 0) {
+      if (!isEntityId(id)) {
         return { ok: false, error: `removes[${i}]: must be a non-empty string`, field: `removes[${i}]` };
       }
     }
@@ -299,7 +299,7 @@ export class DataAggregator {
   publishUpdate(topic: string, data: unknown): PublishUpdateResult {
     const slot = this.slots.get(topic);
     if (slot === undefined) return { ok: false, field: 'topic', error: `unknown topic "${topic}"` };
-    const parsed = parseUpdate(topic, data);
+    const parsed = this.registry.parseUpdate(topic, data);
     if (!parsed.ok) return parsed;
     const change = parsed.change;
     const message: WebSocketMessage = {
@@ -384,7 +384,7 @@ export class DataAggregator {
     let firstRejection: { id: string | undefined; field: string; error: string } | null = null;
     let rejected = 0;
     for (const raw of batch.upserts ?? []) {
-      const result = validateEntity(slot.name, raw, { source: record.name, now });
+      const result = validateEntity(this.registry, slot.name, raw, { source: record.name, now });
       if (result.ok) {
         valid.push(result.entity);
         mentioned.add(result.entity.id);

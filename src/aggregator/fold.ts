@@ -13,7 +13,8 @@
  * @module
  */
 import type { AlertPayload, EntityBase, TopicState } from '../protocol/topics.js';
-import { applyChange, isChangeShaped, parseUpdate } from '../protocol/state-model.js';
+import { applyChange, isChangeShaped, parseUpdate, validateBase } from '../protocol/state-model.js';
+import type { EntityValidator } from '../protocol/state-model.js';
 import { activeAlertsFrom, applyAlert } from '../protocol/alert-state.js';
 
 /** A client's copy of one topic. */
@@ -48,8 +49,15 @@ export function fromSnapshot(snapshot: TopicState): FoldedTopic {
   return { entities, alerts: activeAlertsFrom(snapshot.alerts), seq: snapshot.seq, epoch: snapshot.epoch };
 }
 
-/** Applies one UPDATE or ALERT frame of the topic. Does not modify `state`. */
-export function applyFrame(state: FoldedTopic, frame: TopicFrame): FoldResult {
+/**
+ * Applies one UPDATE or ALERT frame of the topic. Does not modify `state`. Entities are checked with `validate`
+ * (default: the base rule; the server that sequenced the frame has checked the topic's schema).
+ */
+export function applyFrame(
+  state: FoldedTopic,
+  frame: TopicFrame,
+  validate: EntityValidator = validateBase,
+): FoldResult {
   if (typeof frame.seq !== 'number') return { ok: false, reason: 'malformed' };
   if (state.epoch !== undefined && frame.epoch !== undefined && frame.epoch !== state.epoch) {
     return { ok: false, reason: 'epoch' };
@@ -68,7 +76,7 @@ export function applyFrame(state: FoldedTopic, frame: TopicFrame): FoldResult {
     // Not an entity change: an opaque library message on the topic. It takes a seq, changes no state.
     return { ok: true, state: { ...state, seq: frame.seq, epoch } };
   }
-  const parsed = parseUpdate(frame.topic ?? '', frame.data);
+  const parsed = parseUpdate(frame.topic ?? '', frame.data, validate);
   if (!parsed.ok) return { ok: false, reason: 'malformed' };
   const entities = new Map(state.entities);
   applyChange(entities, parsed.change);

@@ -1,42 +1,41 @@
 /**
  * The aggregator's side of the entity schema: the defaults a reporter may leave out, then the topic's validator
- * from the protocol layer (`src/protocol/state-model.ts`, re-exported here). Everything a source or
- * `POST /api/ingest` reports is `unknown` until the topic's validator accepts it; a failure names the first bad
- * field.
+ * from the topic registry (`src/protocol/topic-registry.ts`: the base rule and the topic's JSON Schema). Everything
+ * a source or `POST /api/ingest` reports is `unknown` until the topic's validator accepts it; a failure names the
+ * first bad field.
  *
  * @module
  */
 import { aqiCategory } from '../protocol/topics.js';
 import { stationAqi } from './aqi.js';
 import { isRecord } from '../shared/json.js';
-import { validatorFor, type ValidationResult } from '../protocol/state-model.js';
+import type { ValidationResult } from '../protocol/state-model.js';
+import type { TopicRegistry } from '../protocol/topic-registry.js';
 
-// The per-topic validity is the protocol layer's (one rule for every implementation); the aggregator adds defaults.
-export {
-  MAX_ID_LENGTH,
-  MAX_TEXT_LENGTH,
-  validateAccident,
-  validateAirQuality,
-  validateCamera,
-  validateGeneric,
-  validateWeather,
-  validatorFor,
-  type EntityValidator,
-  type ValidationResult,
-} from '../protocol/state-model.js';
+/** What {@link withDefaults} fills in. */
+export interface EntityDefaults {
+  /** Name of the reporting source: the entity's `source` when it has none. */
+  readonly source: string;
+  /** Now (ms): the entity's `updatedAt` when it has none. */
+  readonly now: number;
+  /** The topic's id field (`TopicDefinition.idField`): a record without `id` takes `String(record[idField])`. */
+  readonly idField?: string;
+}
 
 /**
- * Fills the fields a reporter may leave out before validation: `source` (the reporting source's name),
- * `updatedAt` (now) and, on `airQuality`, `aqi` from `pm25`/`pm10` and `category` from `aqi`. Returns a new object;
- * values that are not objects are returned unchanged (the validator rejects them).
+ * Fills the fields a reporter may leave out before validation: `id` (from the topic's id field, when that holds a
+ * string or a finite number), `source` (the reporting source's name), `updatedAt` (now) and, on `airQuality`, `aqi`
+ * from `pm25`/`pm10` and `category` from `aqi`. Returns a new object; values that are not objects are returned
+ * unchanged (the validator rejects them).
  */
-export function withDefaults(
-  topic: string,
-  value: unknown,
-  defaults: { source: string; now: number },
-): unknown {
+export function withDefaults(topic: string, value: unknown, defaults: EntityDefaults): unknown {
   if (!isRecord(value)) return value;
   const out: Record<string, unknown> = { ...value };
+  const idField = defaults.idField ?? 'id';
+  if (out.id === undefined && idField !== 'id' && Object.hasOwn(out, idField)) {
+    const key = out[idField];
+    if (typeof key === 'string' || (typeof key === 'number' && Number.isFinite(key))) out.id = String(key);
+  }
   if (out.source === undefined) out.source = defaults.source;
   if (out.updatedAt === undefined) out.updatedAt = new Date(defaults.now).toISOString();
   if (topic === 'airQuality') {
@@ -54,11 +53,16 @@ export function withDefaults(
   return out;
 }
 
-/** Validates one entity of `topic` after {@link withDefaults}. */
+/**
+ * Validates one entity of `topic` with the registry's validator, after {@link withDefaults} (the id field is the
+ * topic definition's).
+ */
 export function validateEntity(
+  registry: TopicRegistry,
   topic: string,
   value: unknown,
-  defaults: { source: string; now: number },
+  defaults: Omit<EntityDefaults, 'idField'>,
 ): ValidationResult {
-  return validatorFor(topic)(withDefaults(topic, value, defaults));
+  const idField = registry.definition(topic)?.idField ?? 'id';
+  return registry.validator(topic)(withDefaults(topic, value, { ...defaults, idField }));
 }

@@ -8,9 +8,16 @@
 import { HELP, UsageError, parseServeArgs, readPackageVersion } from './cli-args.js';
 import { createLogger, guardStdio } from '../shared/logger.js';
 import { createServer } from './create-server.js';
+import { DEFAULT_TOPICS } from '../protocol/messages.js';
 import { createMetrics } from '../gateway/metrics.js';
 import { ConfigError, loadConfig, sourceFactoriesFromConfig } from '../aggregator/config.js';
 import type { CityPulseServerOptions } from './create-server.js';
+
+/**
+ * The topics `citypulse serve` serves without `--config` (`npm start`): the four city topics and the simulator's
+ * transit fleet. The library default (`createServer()`) stays the four city topics.
+ */
+export const CLI_DEFAULT_TOPICS: readonly string[] = [...DEFAULT_TOPICS, 'transit'];
 
 /** After the first SIGINT/SIGTERM the process exits within this long, whatever `close()` is waiting on. */
 const FORCED_EXIT_MS = 10_000;
@@ -32,7 +39,10 @@ async function main(): Promise<void> {
     process.stdout.write(parsed.print === 'version' ? `${readPackageVersion()}\n` : HELP);
     return;
   }
-  let fromConfig: Pick<CityPulseServerOptions, 'sourceFactories' | 'aggregator'> = {};
+  // Without a config file: the simulator's city, transit fleet included (CLI_DEFAULT_TOPICS).
+  let fromConfig: Pick<CityPulseServerOptions, 'sourceFactories' | 'aggregator' | 'topics'> = {
+    topics: CLI_DEFAULT_TOPICS,
+  };
   if (parsed.configFile !== undefined) {
     try {
       const config = await loadConfig(parsed.configFile);

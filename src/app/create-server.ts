@@ -12,7 +12,8 @@ import { WebSocketServer } from 'ws';
 import { DataAggregator, type DataAggregatorOptions } from '../aggregator/data-aggregator.js';
 import { createSimulator } from '../aggregator/simulator.js';
 import type { Source } from '../aggregator/source.js';
-import { DEFAULT_TOPICS, WS_PATH } from '../protocol/messages.js';
+import { WS_PATH } from '../protocol/messages.js';
+import { resolveTopicRegistry, type TopicsInput } from '../protocol/topic-registry.js';
 import { createRequestHandler } from '../adapters/http-api.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { defaultWebRoot } from '../adapters/static-files.js';
@@ -47,8 +48,14 @@ function urlHostOf(host: string): string {
 /** Options of {@link createServer}. Durations in milliseconds. */
 export interface CityPulseServerOptions extends Omit<
   WebSocketServiceOptions,
-  'logger' | 'now' | 'authenticator' | 'metrics'
+  'logger' | 'now' | 'authenticator' | 'metrics' | 'topics'
 > {
+  /**
+   * The topics served: a `TopicRegistry`, or names and `TopicDefinition`s in order (a name takes its catalog
+   * definition, `src/protocol/catalog/`, when it has one, else the base schema only). `registry` wins when both are
+   * given. Default: the four city topics.
+   */
+  topics?: TopicsInput;
   /** TCP port; 0 picks a free one. Default 8080. */
   port?: number;
   /** Interface to bind. Default `127.0.0.1`... set `0.0.0.0` to expose. */
@@ -154,7 +161,8 @@ export interface CityPulseServer {
 export async function createServer(options: CityPulseServerOptions = {}): Promise<CityPulseServer> {
   const logger = options.logger ?? silentLogger;
   const now = options.now ?? Date.now;
-  const topics = options.topics ?? DEFAULT_TOPICS;
+  const registry = options.registry ?? resolveTopicRegistry(options.topics);
+  const topics = registry.names;
   const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
   const host = options.host ?? '127.0.0.1';
 
@@ -172,6 +180,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
           statsIntervalMs: options.clusterStatsIntervalMs,
           commandTimeoutMs: options.redisCommandTimeoutMs,
           healthCheckIntervalMs: options.redisHealthIntervalMs,
+          registry,
           logger,
           now,
         });
@@ -190,7 +199,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
         ]);
   const sources =
     cluster === null ? sourceFactories.map((create) => create()) : cluster.leaseSources(sourceFactories);
-  const aggregator = new DataAggregator({ ...options.aggregator, topics, sources, now, logger });
+  const aggregator = new DataAggregator({ ...options.aggregator, registry, sources, now, logger });
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: maxPayloadBytes,
@@ -217,6 +226,7 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
     authenticator,
     metrics,
     topics,
+    registry,
     maxPayloadBytes,
     logger,
     now,

@@ -34,6 +34,7 @@ import type { ClientOptions } from './options.js';
 import { Recovery } from './recovery.js';
 import { Subscriptions, validateTopic } from './subscriptions.js';
 import { toEntityChange, toSnapshotContent } from './topic-store.js';
+import type { EntityValidator } from '../protocol/state-model.js';
 import { buildConnectUrl } from './transport.js';
 import { Watchdog } from './watchdog.js';
 
@@ -63,9 +64,12 @@ export class CityPulseClient {
   readonly #watchdog: Watchdog;
   readonly #connection: Connection;
   #serverInfo: ServerInfo | null = null;
+  /** The validator UPDATEs are folded with, per topic (`undefined`: the base rule). */
+  readonly #entityValidator: ((topic: string) => EntityValidator) | undefined;
 
   constructor(options: ClientOptions) {
     const resolved = resolveClientOptions(options);
+    this.#entityValidator = resolved.entityValidator;
     const send = (message: ClientMessage) => this.#connection.send(message);
     const reportError = (error: ClientError) => this.#reportError(error);
     this.#subscriptions = new Subscriptions({
@@ -281,9 +285,13 @@ export class CityPulseClient {
     this.#subscriptions.dispatch(subscription, { type: 'snapshot', topic, message, entities });
   }
 
+  #validatorOf(topic: string | undefined): EntityValidator | undefined {
+    return topic === undefined ? undefined : this.#entityValidator?.(topic);
+  }
+
   #onUpdate(message: UpdateMessage): void {
     const topic = message.topic;
-    const change = toEntityChange(message.data, topic);
+    const change = toEntityChange(message.data, topic, this.#validatorOf(topic));
     if (topic === undefined) {
       this.#events.emit('update', { topic, message, change });
       return;

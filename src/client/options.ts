@@ -6,6 +6,7 @@
  */
 import { resolveBackoff } from '../shared/backoff.js';
 import type { BackoffOptions } from '../shared/backoff.js';
+import type { EntityValidator } from '../protocol/state-model.js';
 import type { WebSocketConstructorLike } from './transport.js';
 
 /** Options of `createClient`. Durations are in milliseconds. */
@@ -41,6 +42,12 @@ export interface ClientOptions {
   heartbeatTimeoutMs?: number;
   /** A recovery request not answered within this long is repeated (as a re-subscribe). Default 5 000. */
   recoveryTimeoutMs?: number;
+  /**
+   * The entity validator of a topic the client folds UPDATEs with. Default: the protocol's base rule
+   * (`validateBase`: `id`, `updatedAt`, `source`, JSON bounds); the server has already checked the topic's schema.
+   * A Node client may pass its topic registry's (`(topic) => registry.validator(topic)`).
+   */
+  entityValidator?(topic: string): EntityValidator;
 }
 
 /** {@link ClientOptions} with every default applied. */
@@ -60,6 +67,8 @@ export interface ResolvedClientOptions {
   /** `undefined`: derived from what the server advertises. */
   readonly heartbeatTimeoutMs: number | undefined;
   readonly recoveryTimeoutMs: number;
+  /** `undefined`: the base rule. */
+  readonly entityValidator: ((topic: string) => EntityValidator) | undefined;
 }
 
 /**
@@ -93,5 +102,6 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     pingIntervalMs: options.pingIntervalMs,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     recoveryTimeoutMs: options.recoveryTimeoutMs ?? 5_000,
+    entityValidator: options.entityValidator?.bind(options),
   };
 }

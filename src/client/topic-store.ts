@@ -11,7 +11,14 @@
  */
 import type { StreamPosition } from '../protocol/messages.js';
 import type { EntityBase, EntityChange } from '../protocol/topics.js';
-import { applyChange, isChangeShaped, isEntityId, parseUpdate } from '../protocol/state-model.js';
+import {
+  applyChange,
+  isChangeShaped,
+  isEntityId,
+  parseUpdate,
+  validateBase,
+  type EntityValidator,
+} from '../protocol/state-model.js';
 import { activeAlertsFrom, applyAlert } from '../protocol/alert-state.js';
 
 /** What happened to one sequenced frame. */
@@ -50,11 +57,16 @@ function isEntity(value: unknown): value is EntityBase {
  * Reads an UPDATE's `data` as an entity change of `topic`, by the protocol's one rule (`parseUpdate` in
  * `src/protocol/state-model.ts`): a valid change, normalised (each id once; removes after upserts). Anything else
  * is `null`, delivered but no state change: an opaque library message, or a change the rule refuses (a server
- * never sequences one). Without `topic`, entities are checked against the generic schema.
+ * never sequences one). Entities are checked with `validate`, by default the base rule (`validateBase`): the server
+ * has already checked the topic's schema, and the SDK carries no schema validator (it has no dependencies).
  */
-export function toEntityChange(data: unknown, topic = ''): EntityChange | null {
+export function toEntityChange(
+  data: unknown,
+  topic = '',
+  validate: EntityValidator = validateBase,
+): EntityChange | null {
   if (!isChangeShaped(data)) return null;
-  const parsed = parseUpdate(topic, data);
+  const parsed = parseUpdate(topic, data, validate);
   return parsed.ok ? parsed.change : null;
 }
 

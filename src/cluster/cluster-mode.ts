@@ -9,6 +9,7 @@
 import type { DataAggregator } from '../aggregator/data-aggregator.js';
 import type { Source, SourceStatus } from '../aggregator/source.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import type { TopicRegistry } from '../protocol/topic-registry.js';
 import type { WebSocketService } from '../gateway/websocket-service.js';
 import { settleWithin } from './deadline.js';
 import type { Lease } from './lease.js';
@@ -33,6 +34,8 @@ export interface ClusterModeOptions {
   commandTimeoutMs?: number;
   /** How often Redis is PINGed to notice that it stopped answering (`/readyz` then 503). Default 1000. */
   healthCheckIntervalMs?: number;
+  /** The topics served (the broker validates published UPDATEs with it). Default: the four city topics. */
+  registry?: TopicRegistry;
   logger?: Logger;
   now?: () => number;
 }
@@ -312,6 +315,7 @@ export async function startClusterMode(options: ClusterModeOptions): Promise<Clu
     sweepIntervalMs: options.sweepIntervalMs,
     commandTimeoutMs: options.commandTimeoutMs,
     healthCheckIntervalMs: options.healthCheckIntervalMs,
+    registry: options.registry,
     logger: options.logger,
     now: options.now,
   });

@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { defaultTopicRegistry, type TopicRegistry } from '../protocol/topic-registry.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { StreamPosition } from '../protocol/messages.js';
@@ -67,6 +68,11 @@ export interface RedisBrokerOptions {
   commandTimeoutMs?: number;
   /** How often the command connection is PINGed to notice a Redis that stopped answering. Default 1000. */
   healthCheckIntervalMs?: number;
+  /**
+   * The topics' entity validators: an UPDATE published straight to the broker is refused by the same rule as the
+   * service's (`UpdateRejectedError`). Default: the four city topics' registry (other names: the base rule).
+   */
+  registry?: TopicRegistry;
   logger?: Logger;
   now?: () => number;
 }
@@ -129,6 +135,7 @@ export class RedisBroker implements Broker {
       nodeId: this.nodeId,
       historySize: this.#historySize,
       now: this.#now,
+      registry: options.registry ?? defaultTopicRegistry(),
     });
     connection.sub.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
   }

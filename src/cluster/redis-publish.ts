@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import type { SequencedMessage } from '../gateway/broker.js';
 import type { StreamPosition } from '../protocol/messages.js';
-import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
+import { isChangeShaped, UpdateRejectedError } from '../protocol/state-model.js';
+import type { TopicRegistry } from '../protocol/topic-registry.js';
 import type { EntityChange } from '../protocol/topics.js';
 import { MAX_ACTIVE_ALERTS, alertEffect } from '../protocol/alert-state.js';
 import type { RedisConnection } from './redis-connection.js';
@@ -30,6 +31,8 @@ export interface RedisPublisherOptions {
   readonly historySize: number;
   /** The clock of the stream entries' times (ms). */
   readonly now: () => number;
+  /** The topics' entity validators (the service's registry). */
+  readonly registry: TopicRegistry;
 }
 
 /** Sequences, stores and publishes UPDATE/ALERT frames through the publish script. */
@@ -47,7 +50,8 @@ export class RedisPublisher {
    */
   async publish(topic: string, message: SequencedMessage): Promise<StreamPosition> {
     const { connection, keys } = this.#options;
-    const change = message.type === 'UPDATE' ? entityChangeOf(topic, message.data) : null;
+    const change =
+      message.type === 'UPDATE' ? entityChangeOf(this.#options.registry, topic, message.data) : null;
     const args: (string | number)[] = [
       newEpoch(),
       this.#options.historySize,
@@ -95,9 +99,9 @@ export function newEpoch(): string {
  * applies it mechanically (HSET each upsert, then HDEL each remove); `null` for an opaque message (no state change).
  * The service has refused invalid changes already; one that reaches the broker directly is refused the same way.
  */
-function entityChangeOf(topic: string, data: unknown): EntityChange | null {
+function entityChangeOf(registry: TopicRegistry, topic: string, data: unknown): EntityChange | null {
   if (!isChangeShaped(data)) return null;
-  const parsed = parseUpdate(topic, data);
+  const parsed = registry.parseUpdate(topic, data);
   if (!parsed.ok) throw new UpdateRejectedError(parsed.field, parsed.error);
   return parsed.change;
 }

@@ -116,13 +116,16 @@ return out
 `);
 
 /**
- * Reads the state of several topics (entities and active alerts) with their positions, atomically.
- * KEYS: meta1, state1, alerts1, meta2, ... Returns per topic: { epoch or false, seq, { id, json, ... },
- * { alertId, '<order> <json>', ... } }.
+ * Reads the state of several topics (entities and active alerts) with their positions, atomically. A topic nothing
+ * was published on yet gets its epoch here (HSETNX, as the publish script does), so every snapshot carries its
+ * topic's epoch from the start.
+ * KEYS: meta1, state1, alerts1, meta2, ... ARGV: epochCandidate.
+ * Returns per topic: { epoch, seq, { id, json, ... }, { alertId, '<order> <json>', ... } }.
  */
 export const SNAPSHOT = script(`
 local out = {}
 for k = 1, #KEYS, 3 do
+  redis.call('HSETNX', KEYS[k], 'epoch', ARGV[1])
   local epoch = redis.call('HGET', KEYS[k], 'epoch')
   local seq = tonumber(redis.call('HGET', KEYS[k], 'seq') or '0')
   out[#out + 1] = { epoch or false, seq, redis.call('HGETALL', KEYS[k + 1]), redis.call('HGETALL', KEYS[k + 2]) }

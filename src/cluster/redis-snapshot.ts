@@ -9,6 +9,7 @@ import { checkJsonBounds } from '../protocol/json-bounds.js';
 import { activeAlertsFrom } from '../protocol/alert-state.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
+import { newEpoch } from './redis-publish.js';
 import { runScript, SNAPSHOT } from './redis-scripts.js';
 
 /**
@@ -37,7 +38,7 @@ export async function readSnapshot(
     keyList.push(keys.topic(topic, 'meta'), keys.topic(topic, 'state'), keys.topic(topic, 'alerts'));
   }
   const reply = (await connection.bounded(
-    runScript(connection.redis, SNAPSHOT, keyList, []),
+    runScript(connection.redis, SNAPSHOT, keyList, [newEpoch()]),
     'snapshot',
   )) as [string | null, number, string[], string[]][];
   const out: Record<string, TopicSnapshot> = {};
@@ -52,7 +53,8 @@ export async function readSnapshot(
     const alerts = storedAlerts(alertFlat);
     out[topic] =
       epoch === null ? { entities, seq: Number(seq), alerts } : { entities, seq: Number(seq), epoch, alerts };
-    if (epoch !== null) waits.push(awaitDelivered(topic, epoch, Number(seq)));
+    // At seq 0 there is no frame to wait for (the topic's first frame sets this node's epoch when it arrives).
+    if (epoch !== null && Number(seq) > 0) waits.push(awaitDelivered(topic, epoch, Number(seq)));
   });
   await Promise.all(waits);
   return out;

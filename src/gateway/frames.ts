@@ -61,15 +61,25 @@ export class ServerFrames {
     return this.#snapshotCache?.frames.size ?? 0;
   }
 
-  /** The connect-time SNAPSHOT; a topic state that has a `seq` carries the effective one (see `seqOf`). */
+  /**
+   * The connect-time SNAPSHOT; a topic state that has a `seq` carries the effective one (see `seqOf`) and, when it
+   * names no epoch (a topic nothing was published on yet), the topic's current epoch: every topic's state carries
+   * its epoch from the first frame on, so a client can resume from it.
+   */
   fullSnapshotFrame(snapshot: unknown, topics: readonly string[], seqs: readonly number[]): Buffer {
-    const key = `full:${topics.join(',')}:${seqs.join(',')}`;
+    const epochs = topics.map((topic) => this.#position(topic).epoch);
+    const key = `full:${topics.join(',')}:${seqs.join(',')}:${epochs.join(',')}`;
     return this.#cachedSnapshotFrame(snapshot, key, () => {
       const data: Record<string, unknown> = {};
       topics.forEach((topic, i) => {
         const state = topicStateOf(snapshot, topic);
         const seq = seqs[i] ?? 0;
-        data[topic] = ownSeq(state) === null || ownSeq(state) === seq ? state : { ...(state as object), seq };
+        // None yet (a cluster topic never published) is left out, not sent as "".
+        const epoch = epochOf(state) === undefined ? epochs[i] || undefined : undefined;
+        data[topic] =
+          ownSeq(state) === null || (ownSeq(state) === seq && epoch === undefined)
+            ? state
+            : { ...(state as object), seq, ...(epoch === undefined ? {} : { epoch }) };
       });
       return encodeEnvelope({
         type: ServerMessageType.Snapshot,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { TopicRegistry } from '../protocol/topic-registry.js';
 import type { JsonBounds } from '../protocol/json-bounds.js';
 import type { Authenticator } from '../security/auth.js';
 import type { RateLimiterOptions } from '../security/limits.js';
@@ -25,7 +26,15 @@ export interface WebSocketServiceOptions {
   heartbeatIntervalMs?: number;
   /** A client silent (no pong, no frame) this long is terminated. Default 30000. */
   heartbeatTimeoutMs?: number;
-  /** The registry of topic names clients may subscribe to. Default `cameras`, `weather`, `accidents`, `airQuality`. */
+  /**
+   * The topics clients may subscribe to, with the schema every published UPDATE's entities must pass
+   * (`src/protocol/topic-registry.ts`). Default: a registry of `topics`.
+   */
+  registry?: TopicRegistry;
+  /**
+   * Topic names, when no `registry` is given: catalog topics by name, other names with the base schema only.
+   * Default `cameras`, `weather`, `accidents`, `airQuality`.
+   */
   topics?: readonly string[];
   /**
    * Largest client frame accepted; a larger one closes the connection with 1009. Default 64 KiB. Also pass it as the

@@ -14,17 +14,12 @@
  *
  * @module
  */
-import { isChangeShaped, parseUpdate, UpdateRejectedError } from '../protocol/state-model.js';
+import { isChangeShaped, UpdateRejectedError } from '../protocol/state-model.js';
+import { resolveTopicRegistry, type TopicRegistry } from '../protocol/topic-registry.js';
 import type { EntityChange } from '../protocol/topics.js';
 import { encodeEnvelope } from '../protocol/payloads.js';
 import type { WebSocketServer } from 'ws';
-import {
-  CloseCode,
-  DEFAULT_TOPICS,
-  assertNever,
-  type StreamPosition,
-  type WebSocketMessage,
-} from '../protocol/messages.js';
+import { CloseCode, assertNever, type StreamPosition, type WebSocketMessage } from '../protocol/messages.js';
 import { ServerFrames } from './frames.js';
 import { Heartbeat } from './heartbeat.js';
 import {
@@ -97,6 +92,8 @@ export class WebSocketService {
   readonly #outbound: OutboundScheduler<ClientSession>;
   readonly #topics: ReadonlySet<string>;
   readonly #topicList: readonly string[];
+  /** The topics served and their entity validators. */
+  readonly #registry: TopicRegistry;
   readonly #closeTimeoutMs: number;
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -138,7 +135,8 @@ export class WebSocketService {
    */
   constructor(wss: WebSocketServer, options: WebSocketServiceOptions = {}) {
     this.#wss = wss;
-    this.#topicList = [...(options.topics ?? DEFAULT_TOPICS)];
+    this.#registry = options.registry ?? resolveTopicRegistry(options.topics);
+    this.#topicList = this.#registry.names;
     this.#topics = new Set(this.#topicList);
     const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs;
     const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULTS.heartbeatTimeoutMs;
@@ -277,7 +275,7 @@ export class WebSocketService {
    */
   #admitUpdate(topic: string, message: WebSocketMessage): WebSocketMessage {
     if (!isChangeShaped(message.data)) return message;
-    const parsed = parseUpdate(topic, message.data);
+    const parsed = this.#registry.parseUpdate(topic, message.data);
     if (parsed.ok) return { ...message, data: parsed.change };
     this.#countRejected('library', 'BAD_UPDATE');
     throw new UpdateRejectedError(parsed.field, parsed.error);
@@ -410,9 +408,14 @@ export class WebSocketService {
     return this.#broker.position(topic);
   }
 
-  /** The topic registry. */
+  /** The names of the topics served, in registry order. */
   get topics(): readonly string[] {
     return this.#topicList;
+  }
+
+  /** The topic registry: every topic served, its definition and its entity validator. */
+  get registry(): TopicRegistry {
+    return this.#registry;
   }
 
   /** The epoch of this service's topic sequences (of the first topic; with a cluster broker each topic has its own). */

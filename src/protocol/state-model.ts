@@ -5,7 +5,8 @@
  *
  * A topic's state is a set of entities keyed by `id` (the order of entities in a snapshot carries no meaning). An
  * UPDATE's `data` is a change `{ upserts, removes }`:
- * - **all or nothing**: every upsert must be a valid entity of the topic (its schema below) and every remove a valid
+ * - **all or nothing**: every upsert must be a valid entity of the topic (the base rule {@link validateBase} and the
+ *   topic's schema, checked by the validator the topic registry compiles: `src/protocol/topic-registry.ts`) and every remove a valid
  *   id, or the whole UPDATE is refused (`parseUpdate` names the first bad field; nothing is applied, no `seq` taken);
  * - **whole entities**: an upsert replaces the entity with that id; there are no partial upserts, so a bare
  *   `{ id: 'x' }` is valid only when it passes the topic's schema (for the city topics it does not);
@@ -17,8 +18,7 @@
  *
  * @module
  */
-import { AQI_CATEGORIES, aqiCategory } from './topics.js';
-import type { AqiCategory, EntityBase, EntityChange } from './topics.js';
+import type { EntityBase, EntityChange } from './topics.js';
 import { checkJsonBounds } from './json-bounds.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -30,186 +30,64 @@ export type ValidationResult =
   | { readonly ok: true; readonly entity: EntityBase }
   | { readonly ok: false; readonly field: string; readonly error: string };
 
-/** A validator for one topic's entities. */
+/** A validator for one topic's entities (the topic registry compiles one per topic: `TopicRegistry.validator`). */
 export type EntityValidator = (value: unknown) => ValidationResult;
 
 /** Longest entity id accepted. */
 export const MAX_ID_LENGTH = 256;
-/** Longest free-text field (names, descriptions) accepted. */
+/** Longest free-text field (names, descriptions, `source`) accepted. */
 export const MAX_TEXT_LENGTH = 2000;
+/** Longest ISO-8601 date-time string accepted. */
+export const MAX_DATE_TIME_LENGTH = 64;
 
-const CAMERA_STATUSES = ['online', 'offline', 'unknown'] as const;
-
-/** Thrown inside a validator to report the first bad field; caught by {@link check}. */
-class FieldError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/**
+ * Whether `value` is an ISO-8601 date-time as entities carry them (`updatedAt`, `reportedAt`...): at most
+ * {@link MAX_DATE_TIME_LENGTH} characters, starting `YYYY-MM-DDT`, and a time `Date.parse` reads. Topic schemas name
+ * this rule as the format `iso-date-time`.
+ */
+export function isIsoDateTime(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    value.length <= MAX_DATE_TIME_LENGTH &&
+    /^\d{4}-\d\d-\d\dT/.test(value) &&
+    !Number.isNaN(Date.parse(value))
+  );
 }
 
-type Fields = Record<string, unknown>;
-
-function text(obj: Fields, field: string, optional = false): void {
-  const value = obj[field];
-  if (value === undefined && optional) return;
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_TEXT_LENGTH) {
-    throw new FieldError(field, `must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters`);
-  }
+function isText(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_TEXT_LENGTH;
 }
 
-function isoTime(obj: Fields, field: string): void {
-  const value = obj[field];
-  if (
-    typeof value !== 'string' ||
-    value.length > 64 ||
-    !/^\d{4}-\d\d-\d\dT/.test(value) ||
-    Number.isNaN(Date.parse(value))
-  ) {
-    throw new FieldError(field, 'must be an ISO-8601 date-time string');
-  }
-}
-
-function num(
-  obj: Fields,
-  field: string,
-  min: number,
-  max: number,
-  options: { optional?: boolean; integer?: boolean } = {},
-): void {
-  const value = obj[field];
-  if (value === undefined && options.optional === true) return;
-  const integer = options.integer === true;
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    value < min ||
-    value > max ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new FieldError(field, `must be ${integer ? 'an integer' : 'a number'} in ${min}..${max}`);
-  }
-}
-
-function location(obj: Fields): void {
-  const value = obj.location;
-  if (!isRecord(value)) throw new FieldError('location', 'must be an object {lat, lon}');
-  try {
-    num(value, 'lat', -90, 90);
-    num(value, 'lon', -180, 180);
-  } catch (error) {
-    if (error instanceof FieldError) throw new FieldError(`location.${error.field}`, error.message);
-    throw error;
-  }
-}
-
-function base(value: unknown): Fields {
-  if (!isRecord(value)) throw new FieldError('', 'an entity must be a JSON object');
-  const id = value.id;
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
-    throw new FieldError('id', `must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
-  }
-  isoTime(value, 'updatedAt');
-  text(value, 'source');
-  return value;
-}
-
-function check(value: unknown, body: (obj: Fields) => void): ValidationResult {
-  // The JSON bounds first: an entity is stored and then encoded into every snapshot (extra fields included).
+/**
+ * The base rule every entity of every topic passes before its topic's schema: a JSON value within the JSON bounds
+ * (checked first: an entity is stored and then encoded into every snapshot, extra fields included), an object, an
+ * `id` ({@link isEntityId}), an `updatedAt` ({@link isIsoDateTime}) and a `source` (non-empty text of at most
+ * {@link MAX_TEXT_LENGTH} characters). It is the whole rule of a topic without a schema, and what the client SDK
+ * folds with (the server has already checked the topic's schema).
+ */
+export const validateBase: EntityValidator = (value) => {
   const violation = checkJsonBounds(value);
   if (violation !== null) return { ok: false, field: '', error: `${violation.code}: ${violation.message}` };
-  try {
-    const obj = base(value);
-    body(obj);
-    return { ok: true, entity: obj as unknown as EntityBase };
-  } catch (error) {
-    if (error instanceof FieldError) return { ok: false, field: error.field, error: error.message };
-    throw error;
+  if (!isRecord(value)) return { ok: false, field: '', error: 'an entity must be a JSON object' };
+  if (!isEntityId(value.id)) {
+    return {
+      ok: false,
+      field: 'id',
+      error: `must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
+    };
   }
-}
-
-/** `cameras`: see {@link import('./topics.js').Camera}. */
-export const validateCamera: EntityValidator = (value) =>
-  check(value, (obj) => {
-    text(obj, 'name');
-    location(obj);
-    if (!CAMERA_STATUSES.includes(obj.status as (typeof CAMERA_STATUSES)[number])) {
-      throw new FieldError('status', `must be one of ${CAMERA_STATUSES.join(', ')}`);
-    }
-    if (obj.imageUrl !== undefined) {
-      if (
-        typeof obj.imageUrl !== 'string' ||
-        !/^https?:\/\/[^\s]+$/i.test(obj.imageUrl) ||
-        obj.imageUrl.length > MAX_TEXT_LENGTH
-      ) {
-        throw new FieldError('imageUrl', 'must be an http(s) URL');
-      }
-    }
-    text(obj, 'area', true);
-  });
-
-/** `weather`: see {@link import('./topics.js').WeatherReading}. */
-export const validateWeather: EntityValidator = (value) =>
-  check(value, (obj) => {
-    text(obj, 'name');
-    location(obj);
-    num(obj, 'temperatureC', -100, 70);
-    num(obj, 'humidityPct', 0, 100, { optional: true });
-    num(obj, 'windSpeedKmh', 0, 500, { optional: true });
-    num(obj, 'windDirectionDeg', 0, 360, { optional: true });
-    num(obj, 'precipitationMm', 0, 1000, { optional: true });
-    text(obj, 'condition');
-    num(obj, 'weatherCode', 0, 99, { optional: true, integer: true });
-  });
-
-/** `accidents`: see {@link import('./topics.js').Accident}. */
-export const validateAccident: EntityValidator = (value) =>
-  check(value, (obj) => {
-    location(obj);
-    num(obj, 'severity', 1, 5, { integer: true });
-    text(obj, 'description');
-    text(obj, 'kind');
-    text(obj, 'roadName', true);
-    num(obj, 'lanesBlocked', 0, 64, { optional: true, integer: true });
-    isoTime(obj, 'reportedAt');
-  });
-
-/** `airQuality`: see {@link import('./topics.js').AirQualityStation}. The category must match the AQI. */
-export const validateAirQuality: EntityValidator = (value) =>
-  check(value, (obj) => {
-    text(obj, 'name');
-    location(obj);
-    num(obj, 'aqi', 0, 500);
-    if (!AQI_CATEGORIES.includes(obj.category as AqiCategory)) {
-      throw new FieldError('category', `must be one of ${AQI_CATEGORIES.join(', ')}`);
-    }
-    if (obj.category !== aqiCategory(obj.aqi as number)) {
-      throw new FieldError(
-        'category',
-        `must be "${aqiCategory(obj.aqi as number)}" for aqi ${String(obj.aqi)}`,
-      );
-    }
-    for (const field of ['pm25', 'pm10', 'no2', 'o3']) num(obj, field, 0, 10_000, { optional: true });
-  });
-
-/** Topics other than the four city topics: any object with the base fields (`id`, `updatedAt`, `source`). */
-export const validateGeneric: EntityValidator = (value) => check(value, () => {});
-
-const VALIDATORS: Readonly<Record<string, EntityValidator>> = {
-  cameras: validateCamera,
-  weather: validateWeather,
-  accidents: validateAccident,
-  airQuality: validateAirQuality,
+  if (!isIsoDateTime(value.updatedAt)) {
+    return { ok: false, field: 'updatedAt', error: 'must be an ISO-8601 date-time string' };
+  }
+  if (!isText(value.source)) {
+    return {
+      ok: false,
+      field: 'source',
+      error: `must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters`,
+    };
+  }
+  return { ok: true, entity: value as unknown as EntityBase };
 };
-
-/** The validator of `topic` (the generic one for topics outside the four city topics). */
-export function validatorFor(topic: string): EntityValidator {
-  return Object.prototype.hasOwnProperty.call(VALIDATORS, topic)
-    ? (VALIDATORS[topic] as EntityValidator)
-    : validateGeneric;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Entity identity and the change of an UPDATE
@@ -250,9 +128,10 @@ function normalise(upserts: readonly EntityBase[], removes: readonly string[]): 
 
 /**
  * Validates an UPDATE's `data` as a change of `topic`'s state (see the module rules) and returns it normalised.
- * `data` must be an object with `upserts` (array of entities) and/or `removes` (array of ids) and no other key.
+ * `data` must be an object with `upserts` (array of entities, each accepted by `validate`: the topic's validator
+ * from the topic registry, or {@link validateBase}) and/or `removes` (array of ids) and no other key.
  */
-export function parseUpdate(topic: string, data: unknown): ChangeResult {
+export function parseUpdate(_topic: string, data: unknown, validate: EntityValidator): ChangeResult {
   if (!isRecord(data)) return { ok: false, field: '', error: 'must be an object { upserts, removes }' };
   if (!isChangeShaped(data)) return { ok: false, field: '', error: 'must have "upserts" and/or "removes"' };
   for (const key of Object.keys(data)) {
@@ -263,7 +142,6 @@ export function parseUpdate(topic: string, data: unknown): ChangeResult {
   if (!Array.isArray(rawUpserts))
     return { ok: false, field: 'upserts', error: 'must be an array of entities' };
   if (!Array.isArray(rawRemoves)) return { ok: false, field: 'removes', error: 'must be an array of ids' };
-  const validate = validatorFor(topic);
   const upserts: EntityBase[] = [];
   for (const [i, raw] of rawUpserts.entries()) {
     const result = validate(raw);
@@ -298,15 +176,17 @@ export function applyChange<E extends EntityBase>(entities: Map<string, E>, chan
 }
 
 /**
- * Folds one UPDATE's raw `data` into a copy of `entities`: a valid change is applied, anything else (an invalid or
- * opaque `data`) leaves the state as it was. Returns the new map, or the same one when nothing applied.
+ * Folds one UPDATE's raw `data` into a copy of `entities`: a valid change (by {@link parseUpdate} with `validate`)
+ * is applied, anything else (an invalid or opaque `data`) leaves the state as it was. Returns the new map, or the
+ * same one when nothing applied.
  */
 export function foldUpdate(
   topic: string,
   entities: ReadonlyMap<string, EntityBase>,
   data: unknown,
+  validate: EntityValidator,
 ): ReadonlyMap<string, EntityBase> {
-  const parsed = parseUpdate(topic, data);
+  const parsed = parseUpdate(topic, data, validate);
   if (!parsed.ok) return entities;
   const next = new Map(entities);
   applyChange(next, parsed.change);

@@ -167,12 +167,16 @@ export interface PublishedAlert {
   readonly state?: 'raised' | 'resolved';
 }
 
+/**
+ * Highest AQI of each category but the last, in {@link AQI_CATEGORIES} order (`good` up to 50, `moderate` up to
+ * 100, ...; above 300 is `hazardous`). The one table both {@link aqiCategory} and the `airQuality` schema read.
+ */
+export const AQI_CATEGORY_MAX: readonly number[] = [50, 100, 150, 200, 300];
+
 /** The US EPA AQI category for an AQI value. */
 export function aqiCategory(aqi: number): AqiCategory {
-  if (aqi <= 50) return 'good';
-  if (aqi <= 100) return 'moderate';
-  if (aqi <= 150) return 'unhealthy-sensitive';
-  if (aqi <= 200) return 'unhealthy';
-  if (aqi <= 300) return 'very-unhealthy';
+  for (const [i, max] of AQI_CATEGORY_MAX.entries()) {
+    if (aqi <= max) return AQI_CATEGORIES[i] as AqiCategory;
+  }
   return 'hazardous';
 }

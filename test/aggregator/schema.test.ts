@@ -2,7 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pm10ToAqi, pm25ToAqi, stationAqi } from '../../src/aggregator/aqi.js';
 import { validateEntity } from '../../src/aggregator/schema.js';
+import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
+import { resolveTopicRegistry } from '../../src/protocol/topic-registry.js';
 import { accident, camera, station } from './helpers.js';
+
+const REGISTRY = resolveTopicRegistry([...DEFAULT_TOPICS, 'custom-topic']);
 
 const defaults = { source: 'test', now: Date.parse('2026-03-01T12:00:00Z') };
 
@@ -23,7 +27,7 @@ test('valid entities of each topic pass, with defaults filled', () => {
     ['airQuality', station('s', 42)],
     ['custom-topic', { id: 'x', anything: true }],
   ] as const) {
-    const result = validateEntity(topic, entity, defaults);
+    const result = validateEntity(REGISTRY, topic, entity, defaults);
     assert.ok(result.ok, `${topic}: ${JSON.stringify(result)}`);
     assert.equal(result.entity.source, 'test');
   }
@@ -53,7 +57,7 @@ test('the first bad field is named', () => {
     ['airQuality', { id: 's', name: 'S', location: { lat: 1, lon: 2 } }, 'aqi'],
   ];
   for (const [topic, entity, field] of cases) {
-    const result = validateEntity(topic, entity, defaults);
+    const result = validateEntity(REGISTRY, topic, entity, defaults);
     assert.equal(result.ok, false, `${topic} ${JSON.stringify(entity)} should fail`);
     if (!result.ok) assert.equal(result.field, field, `${topic}: ${result.error}`);
   }

@@ -2,10 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jsonEqual } from '../../src/aggregator/equal.js';
 import { validateEntity } from '../../src/aggregator/schema.js';
+import { resolveTopicRegistry } from '../../src/protocol/topic-registry.js';
 import { CitySimulation, SIMULATOR_TOPICS, createSimulator } from '../../src/aggregator/simulator.js';
 import { AMSTERDAM } from '../../src/aggregator/cities.js';
 import type { SourceBatch, SourceContext } from '../../src/aggregator/source.js';
 import { silentLogger } from '../../src/shared/logger.js';
+
+/** The simulator's topics with their catalog schemas. */
+const REGISTRY = resolveTopicRegistry(SIMULATOR_TOPICS);
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
 const TICKS = 400;
@@ -30,7 +34,7 @@ test('every simulated reading is valid, the city is plausible, and every topic k
   for (const [i, tick] of ticks.entries()) {
     for (const topic of SIMULATOR_TOPICS) {
       for (const entity of tick[topic] ?? []) {
-        const result = validateEntity(topic, entity, { source: 'x', now: T0 });
+        const result = validateEntity(REGISTRY, topic, entity, { source: 'x', now: T0 });
         assert.ok(result.ok, `tick ${i} ${topic}: ${JSON.stringify(result)}`);
         const { lat, lon } = (entity as { location: { lat: number; lon: number } }).location;
         assert.ok(

@@ -4,7 +4,8 @@
  * implementation of "how an UPDATE changes a topic's state", and every one holds the same entities after every step:
  * - the protocol's fold (`foldUpdate`, `src/protocol/state-model.ts`);
  * - the aggregator's state (`publishUpdate`, the path of `POST /api/publish`);
- * - the client SDK's `TopicStore`, fed the frames the aggregator published and, separately, the raw data itself;
+ * - the client SDK's `TopicStore`, fed the frames the aggregator published (folded by the SDK's default, the base
+ *   rule) and, separately, the raw data itself (folded with the topic registry's validator, as the SDK allows);
  * - the Redis broker's stored state, through `WebSocketService.publish` (the library's path) on a real Redis with a
  *   key prefix of its own (skipped when no Redis answers).
  * Invalid data must be refused everywhere (no state change, no seq).
@@ -17,6 +18,7 @@ import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { TopicStore, toEntityChange } from '../../src/client/topic-store.js';
 import { RedisBroker } from '../../src/cluster/redis-broker.js';
 import { foldUpdate, parseUpdate, UpdateRejectedError } from '../../src/protocol/state-model.js';
+import { defaultTopicRegistry } from '../../src/protocol/topic-registry.js';
 import { WebSocketService } from '../../src/gateway/websocket-service.js';
 import type { EntityBase } from '../../src/protocol/topics.js';
 import { RecordingPublisher } from '../aggregator/helpers.js';
@@ -24,6 +26,8 @@ import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
 
 const TOPIC = 'accidents';
 const IDS = ['a', 'b', 'c', 'd'];
+/** The topic's validator: the base rule and the accidents schema, compiled by the topic registry. */
+const VALIDATE = defaultTopicRegistry().validator(TOPIC);
 
 type Item =
   | { readonly kind: 'valid'; readonly id: string; readonly variant: number }
@@ -133,8 +137,8 @@ function fresh(): Implementations {
 /** Drives one op through the in-process implementations; returns whether the rule accepted it as a change. */
 function step(impl: Implementations, op: Op, i: number): boolean {
   const data = dataOf(op);
-  const accepted = parseUpdate(TOPIC, data).ok;
-  impl.fold = foldUpdate(TOPIC, impl.fold, data);
+  const accepted = parseUpdate(TOPIC, data, VALIDATE).ok;
+  impl.fold = foldUpdate(TOPIC, impl.fold, data, VALIDATE);
   const before = impl.publisher.messages.length;
   const result = impl.aggregator.publishUpdate(TOPIC, data);
   assert.equal(
@@ -154,7 +158,7 @@ function step(impl: Implementations, op: Op, i: number): boolean {
     assert.equal(folded, 'applied');
   }
   assert.equal(
-    impl.rawStore.fold({ seq: i + 1, epoch: 'raw', change: toEntityChange(data, TOPIC) }),
+    impl.rawStore.fold({ seq: i + 1, epoch: 'raw', change: toEntityChange(data, TOPIC, VALIDATE) }),
     'applied',
   );
   const expected = canonical(impl.fold.values());
@@ -200,7 +204,7 @@ test('the rule: duplicates (last wins), upsert+remove (removed), unknown remove,
     ['not change-shaped', { id: 'a' }, ''],
   ];
   for (const [name, data, expected] of cases) {
-    const result = parseUpdate(TOPIC, data);
+    const result = parseUpdate(TOPIC, data, VALIDATE);
     if (typeof expected === 'string') {
       assert.equal(result.ok, false, name);
       if (!result.ok) assert.equal(result.field, expected, name);

@@ -80,6 +80,7 @@ const SURFACES: Record<string, (body: Record<string, unknown>) => string[]> = {
   '/api/snapshot': (body) => Object.keys(body).sort(),
   '/api/stats': (body) => Object.keys(body.topics as Record<string, number>).sort(),
   '/api/alerts': () => [], // no alert rules here: only the status is checked
+  '/api/topics': (body) => (body.topics as { name: string }[]).map((info) => info.name).sort(),
 };
 
 async function get(

@@ -166,7 +166,7 @@ test('getSnapshot() returns the same object until something changes', async (t) 
   const first = aggregator.getSnapshot();
   assert.equal(aggregator.getSnapshot(), first);
   assert.deepEqual(Object.keys(first), ['cameras', 'weather', 'accidents', 'airQuality']);
-  assert.deepEqual(first.cameras, { entities: [], seq: 0 });
+  assert.deepEqual(first.cameras, { entities: [], seq: 0, alerts: [] });
 
   source.emit({ topic: 'cameras', upserts: [camera('c1')] });
   const second = aggregator.getSnapshot();

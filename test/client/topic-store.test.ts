@@ -45,21 +45,53 @@ test('toEntityChange reads a valid {upserts, removes} by the protocol rule, norm
 test('toSnapshotContent reads a TopicState, an array or an id map; envelope seq/epoch win', () => {
   assert.deepEqual(toSnapshotContent({ entities: [entity('a')], seq: 4, epoch: 'e1' }), {
     entities: [entity('a')],
+    alerts: [],
     seq: 4,
     epoch: 'e1',
   });
   assert.deepEqual(toSnapshotContent({ entities: [entity('a')], seq: 4, epoch: 'e1' }, 9, 'e2'), {
     entities: [entity('a')],
+    alerts: [],
     seq: 9,
     epoch: 'e2',
   });
   assert.deepEqual(toSnapshotContent([entity('a'), 'junk']), {
     entities: [entity('a')],
+    alerts: [],
     seq: undefined,
     epoch: undefined,
   });
   assert.deepEqual(toSnapshotContent({ a: entity('a'), b: entity('b') }).entities.length, 2);
   assert.deepEqual(toSnapshotContent(null).entities, []);
+  const alerts = [{ id: 'x', message: 'm' }, 'junk'];
+  assert.deepEqual(toSnapshotContent({ entities: [], seq: 1, alerts }).alerts, alerts);
+});
+
+test('a snapshot sets the active alerts by the rule; sequenced ALERTs fold; unsequenced ones are transient', () => {
+  const store = new TopicStore();
+  const raised = (id: string, extra: Record<string, unknown> = {}) => ({ id, message: id, ...extra });
+  store.applySnapshot(
+    toSnapshotContent({
+      entities: [],
+      seq: 3,
+      epoch: 'e',
+      alerts: [raised('a'), 'junk', { message: 'no id' }],
+    }),
+  );
+  assert.deepEqual([...store.alerts.keys()], ['a']);
+  const alert = (seq: number | undefined, data: unknown) => ({
+    seq,
+    epoch: 'e',
+    change: null,
+    alert: { data },
+  });
+  assert.equal(store.fold(alert(4, raised('b'))), 'applied');
+  assert.equal(store.fold(alert(5, raised('a', { state: 'resolved' }))), 'applied');
+  assert.equal(store.fold(alert(undefined, raised('c'))), 'applied');
+  assert.equal(store.fold(alert(6, raised('b', { message: 'again' }))), 'applied');
+  assert.deepEqual([...store.alerts.values()], [raised('b', { message: 'again' })]);
+  store.reset();
+  assert.equal(store.alerts.size, 0);
 });
 
 test('folds contiguous frames, ignores stale ones, reports gaps and epoch changes', () => {

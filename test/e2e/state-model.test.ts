@@ -12,6 +12,7 @@ import { createClient } from '../../src/client/index.js';
 import { createServer, type CityPulseServer } from '../../src/app/create-server.js';
 import { KEY, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
 import { waitFor } from '../client/fixtures/wait.js';
+import { postJson } from '../helpers/servers.js';
 
 const TOPIC = 'accidents';
 // Alert rules off: only the writes below take seqs, so each batch's last seq is known.
@@ -71,18 +72,12 @@ const BATCHES: readonly (readonly Write[])[] = [
   ],
 ];
 
-async function post(
+function post(
   server: CityPulseServer,
   path: string,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  return postJson(server, path, body, KEY);
 }
 
 function canonical(entities: Iterable<unknown>): string[] {

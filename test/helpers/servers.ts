@@ -42,3 +42,22 @@ export async function startServer(
 export function isoNow(): string {
   return new Date().toISOString();
 }
+
+/**
+ * POSTs `body` (JSON-encoded unless already a string) to `server`'s `path` with a bearer `key`; returns the status
+ * and the JSON answer. Bounded by a 10 s deadline.
+ */
+export async function postJson(
+  server: Pick<CityPulseServer, 'url'>,
+  path: string,
+  body: unknown,
+  key: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}

@@ -6,13 +6,18 @@
  *
  * @module
  */
-import type { TopicInfo } from '../src/protocol/topic-definition.js';
+import type { DisplayField, TopicInfo } from '../src/protocol/topic-definition.js';
 import type { EntityBase } from '../src/protocol/topics.js';
 import { h } from './dom.js';
 import { displayName, fieldLabel, formatValue, readPath } from './topic-info.js';
 
 /** Most rows a list renders. */
 export const MAX_LIST_ROWS = 100;
+/** Narrowest name column and value column before the table scrolls sideways inside its panel. */
+const MIN_NAME_PX = 120;
+const MIN_COLUMN_PX = 64;
+/** Hinted fields the first column shows already (`displayName`). */
+const NAME_FIELDS: ReadonlySet<string> = new Set(['name', 'id']);
 
 interface Row {
   readonly element: HTMLTableRowElement;
@@ -22,15 +27,16 @@ interface Row {
 /** One topic's section in the lists panel. */
 class TopicList {
   readonly element: HTMLElement;
-  readonly #info: TopicInfo;
+  /** The hinted fields shown as columns (the first column already shows the name or id). */
+  readonly #fields: readonly DisplayField[];
   readonly #body: HTMLTableSectionElement;
   readonly #count: HTMLElement;
   readonly #more: HTMLElement;
   readonly #rows = new Map<string, Row>();
 
   constructor(info: TopicInfo) {
-    this.#info = info;
     const { display } = info;
+    this.#fields = display.fields.filter((f) => !NAME_FIELDS.has(f.field));
     this.#body = h('tbody');
     this.#count = h('span', { class: 'count', 'data-testid': `list-count-${info.name}` }, '0');
     this.#more = h('p', { class: 'list-more', hidden: true });
@@ -38,7 +44,7 @@ class TopicList {
       'tr',
       {},
       h('th', {}, 'Name'),
-      ...display.fields.map((f) => h('th', { title: f.field }, fieldLabel(f))),
+      ...this.#fields.map((f) => h('th', { title: f.field }, fieldLabel(f))),
     );
     this.element = h(
       'section',
@@ -58,7 +64,16 @@ class TopicList {
       h(
         'div',
         { class: 'table-wrap' },
-        h('table', { class: 'entity-table' }, h('thead', {}, head), this.#body),
+        h(
+          'table',
+          {
+            class: 'entity-table',
+            // Narrow panels scroll the table sideways inside its box, never the page.
+            style: `min-width:${MIN_NAME_PX + this.#fields.length * MIN_COLUMN_PX}px`,
+          },
+          h('thead', {}, head),
+          this.#body,
+        ),
       ),
       this.#more,
     );
@@ -89,7 +104,7 @@ class TopicList {
       keep.add(entity.id);
       const row = this.#row(entity.id);
       setText(row.cells[0], name);
-      this.#info.display.fields.forEach((field, i) => {
+      this.#fields.forEach((field, i) => {
         setText(row.cells[i + 1], formatValue(readPath(entity, field.field), field.unit));
       });
       rows.push(row.element);
@@ -101,11 +116,7 @@ class TopicList {
     }
     if (rows.length === 0) {
       this.#body.replaceChildren(
-        h(
-          'tr',
-          {},
-          h('td', { class: 'empty', colspan: this.#info.display.fields.length + 1 }, 'No entities'),
-        ),
+        h('tr', {}, h('td', { class: 'empty', colspan: this.#fields.length + 1 }, 'No entities')),
       );
     } else if (!sameChildren(this.#body, rows)) {
       this.#body.replaceChildren(...rows);
@@ -118,7 +129,7 @@ class TopicList {
     const existing = this.#rows.get(id);
     if (existing !== undefined) return existing;
     const cells = [h('td', { class: 'entity-name' })];
-    for (let i = 0; i < this.#info.display.fields.length; i++) cells.push(h('td'));
+    for (let i = 0; i < this.#fields.length; i++) cells.push(h('td'));
     const row = { element: h('tr', { 'data-testid': 'topic-row', 'data-id': id }, ...cells), cells };
     this.#rows.set(id, row);
     return row;

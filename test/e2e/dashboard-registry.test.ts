@@ -1,5 +1,6 @@
 /**
- * The dashboard renders any topic (issue 12, item 6), in a real browser against the real server: a topic the
+ * The dashboard renders any topic (issue 12, item 6), in a real browser against the real server: a topic defined
+ * only as a `TopicDefinition` (`parking`: schema, location field, display hints), which the
  * dashboard has no code for gets a map layer that can be switched off and a list of its fields; alerts raised before
  * the page opened are in the alerts panel, then follow live; entity data stays text; the page fits a 390 px phone.
  */
@@ -9,11 +10,44 @@ import type { TestContext } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
+import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import { WEB_ROOT, connection, launchBrowser, openDashboard, publish } from '../helpers/browser.js';
 import { isoNow, startServer } from '../helpers/servers.js';
 
 const KEY = 'e2e-registry-key';
 const HOSTILE = '<img src=x onerror="window.__pwned=1">';
+
+/** A topic the dashboard has no code for, defined only as data: its schema, location field and display hints. */
+const PARKING: TopicDefinition = {
+  name: 'parking',
+  idField: 'id',
+  locationField: 'location',
+  display: {
+    label: 'Parking garages',
+    color: '#336699',
+    icon: 'P',
+    fields: [
+      { field: 'free', label: 'Free', unit: 'spaces' },
+      { field: 'capacity', label: 'Capacity' },
+    ],
+  },
+  schema: {
+    type: 'object',
+    required: ['name', 'location', 'free'],
+    properties: {
+      name: { type: 'string', maxLength: 200 },
+      free: { type: 'integer', minimum: 0 },
+      capacity: { type: 'integer', minimum: 0 },
+      location: {
+        type: 'object',
+        required: ['lat', 'lon'],
+        properties: { lat: { type: 'number' }, lon: { type: 'number' } },
+      },
+    },
+  },
+  ttlMs: 0,
+  alerts: [],
+};
 
 let browser: Browser;
 
@@ -48,10 +82,10 @@ function station(aqi: number) {
   };
 }
 
-/** A server with a `parking` topic next to the city topics, garages in it and a critical AQI alert raised. */
+/** A server with the `parking` topic next to the city topics, garages in it and a critical AQI alert raised. */
 async function startParkingServer(t: TestContext): Promise<CityPulseServer> {
   const server = await startServer(t, {
-    topics: [...DEFAULT_TOPICS, 'parking'],
+    topics: [...DEFAULT_TOPICS, PARKING],
     publishKeys: [KEY],
     webRoot: WEB_ROOT,
   });
@@ -93,8 +127,20 @@ test('a topic without dashboard code: layer, list, markers, alerts from before t
   await row(page, 'parking', 'p3').waitFor({ timeout: 5000 });
   assert.equal(await page.locator('[data-testid="list-parking"] [data-testid="topic-row"]').count(), 3);
   assert.equal(await textOf(page, '[data-testid="list-count-parking"]'), '3');
+  // The hinted fields: label as heading, value with its unit.
+  const headings = await page.locator('[data-testid="list-parking"] th').allTextContents();
+  assert.deepEqual(headings, ['Name', 'Free', 'Capacity']);
+  assert.deepEqual(await row(page, 'parking', 'p1').locator('td').allTextContents(), [
+    'Central Garage',
+    '42 spaces',
+    '300',
+  ]);
+  assert.match(await textOf(page, '[data-testid="list-parking"] h3'), /Parking garages/);
   await markers(page, 'parking').nth(2).waitFor({ state: 'attached', timeout: 5000 });
   assert.equal(await markers(page, 'parking').count(), 3);
+  const marker = page.locator('[data-testid="marker-entity"][data-topic="parking"][data-id="p1"]');
+  assert.equal(await marker.locator('circle').getAttribute('fill'), '#336699', 'in the hinted colour');
+  assert.equal(await marker.locator('text').textContent(), 'P', 'with the hinted icon');
 
   // A hostile name is text: in the list, in the marker's title, and nothing ran.
   assert.equal(await row(page, 'parking', 'p2').locator('.entity-name').textContent(), HOSTILE);
@@ -124,6 +170,7 @@ test('a topic without dashboard code: layer, list, markers, alerts from before t
     },
   });
   await row(page, 'parking', 'p4').waitFor({ timeout: 5000 });
+  await row(page, 'parking', 'p1').locator('td', { hasText: '10 spaces' }).waitFor({ timeout: 5000 });
   await page
     .locator('[data-testid^="marker-"][data-topic="parking"][data-id="p4"]')
     .waitFor({ state: 'attached' });
@@ -149,6 +196,7 @@ test('a topic without dashboard code: layer, list, markers, alerts from before t
   await page.reload();
   await connection(page, 'connected').waitFor({ timeout: 5000 });
   await row(page, 'parking', 'p4').waitFor({ timeout: 5000 });
+  await row(page, 'parking', 'p1').locator('td', { hasText: '10 spaces' }).waitFor({ timeout: 5000 });
   assert.equal(await page.getByTestId('layer-toggle-parking').isChecked(), false);
   await markers(page, 'airQuality').first().waitFor({ state: 'attached', timeout: 5000 });
   assert.equal(await markers(page, 'parking').count(), 0);

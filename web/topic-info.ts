@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { TOPIC_NAME_PATTERN } from '../src/protocol/messages.js';
 import type { DisplayField, TopicInfo } from '../src/protocol/topic-definition.js';
 import { isRecord } from '../src/shared/json.js';
 
@@ -30,8 +31,6 @@ const PALETTE = ['#22d3ee', '#a78bfa', '#f472b6', '#fb923c', '#4ade80', '#facc15
 
 /** `#rgb`, `#rrggbb(aa)`, a CSS colour keyword, or a simple `rgb()`/`hsl()` with numbers only. */
 const COLOR_PATTERN = /^(#[0-9a-f]{3,8}|[a-z]{3,24}|(rgb|rgba|hsl|hsla)\([0-9.,%\s/-]{1,40}\))$/i;
-/** The protocol's topic names (letters, digits, `_`, `-`, `.`, `:`); anything else is skipped. */
-const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Cuts `text` to `max` characters (by code point), ending in `…` when cut. */
 export function truncate(text: string, max = MAX_TEXT): string {
@@ -90,9 +89,12 @@ function readFields(value: unknown): DisplayField[] {
   return fields;
 }
 
-/** One entry of `GET /api/topics`, or `null` when it has no valid name. Bad hints fall back to defaults. */
+/**
+ * One entry of `GET /api/topics`, or `null` when its name is not a protocol topic name (`TOPIC_NAME_PATTERN`). Bad
+ * hints fall back to defaults.
+ */
 export function readTopicInfo(value: unknown): TopicInfo | null {
-  if (!isRecord(value) || typeof value.name !== 'string' || !NAME_PATTERN.test(value.name)) return null;
+  if (!isRecord(value) || typeof value.name !== 'string' || !TOPIC_NAME_PATTERN.test(value.name)) return null;
   const name = value.name;
   const display = isRecord(value.display) ? value.display : {};
   const icon = boundedString(display.icon, MAX_ICON);

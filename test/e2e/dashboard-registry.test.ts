@@ -244,3 +244,54 @@ test('fits a 390 px phone without sideways scrolling, and keeps the multi-panel 
   assert.equal(await desk.page.evaluate(() => document.documentElement.scrollWidth), 1280);
   assert.deepEqual([...phone.pageErrors, ...desk.pageErrors], []);
 });
+
+test('a big topic: 1,000 transit vehicles render at most 100 list rows, and moving them reuses the markers', async (t) => {
+  const server = await startServer(t, { topics: [...DEFAULT_TOPICS, 'transit'], webRoot: WEB_ROOT });
+  const fleet = (step: number) =>
+    Array.from({ length: 1000 }, (_, i) => ({
+      id: `bus-${String(i).padStart(4, '0')}`,
+      updatedAt: isoNow(),
+      source: 'e2e',
+      label: `Bus ${i}`,
+      routeId: `r${i % 12}`,
+      speed: 5 + step,
+      // Every other vehicle moves (moving all by the same step would leave the fitted map unchanged).
+      location: {
+        lat: 52.3 + (i % 40) * 0.003 + (i % 2 === 0 ? step * 0.001 : 0),
+        lon: 4.8 + Math.floor(i / 40) * 0.006,
+      },
+    }));
+  assert.ok(server.aggregator.ingest('transit', fleet(0), []).ok);
+  const { page, pageErrors } = await openDashboard(t, browser, server, {
+    viewport: { width: 1280, height: 800 },
+  });
+  await connection(page, 'connected').waitFor({ timeout: 5000 });
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="list-count-transit"]')?.textContent === '1000',
+    undefined,
+    { timeout: 10_000 },
+  );
+  assert.equal(await page.locator('[data-testid="list-transit"] [data-testid="topic-row"]').count(), 100);
+  assert.equal(await textOf(page, '[data-testid="list-transit"] .list-more'), 'showing 100 of 1000');
+  const vehicle = page.locator('[data-testid="marker-entity"][data-topic="transit"][data-id="bus-0007"]');
+  await vehicle.waitFor({ state: 'attached', timeout: 5000 });
+  assert.equal(await markers(page, 'transit').count(), 1000);
+
+  // Tag one marker element, move every vehicle, and wait for that marker to move: it is the same element.
+  const before = await vehicle.evaluate((el) => {
+    (el as Element & { e2eTag?: string }).e2eTag = 'kept';
+    return el.getAttribute('transform');
+  });
+  assert.ok(server.aggregator.ingest('transit', fleet(1), []).ok);
+  await page.waitForFunction(
+    (old) =>
+      document
+        .querySelector('[data-testid="marker-entity"][data-topic="transit"][data-id="bus-0007"]')
+        ?.getAttribute('transform') !== old,
+    before,
+    { timeout: 5000 },
+  );
+  assert.equal(await vehicle.evaluate((el) => (el as Element & { e2eTag?: string }).e2eTag), 'kept');
+  assert.equal(await markers(page, 'transit').count(), 1000);
+  assert.deepEqual(pageErrors, []);
+});

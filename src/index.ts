@@ -21,6 +21,8 @@ export type {
   WebSocketServiceOptions,
   ServiceCounters,
   SnapshotProvider,
+  ChangeListener,
+  StateEvent,
 } from './gateway/websocket-service.js';
 export { createServer } from './app/create-server.js';
 export type { CityPulseServer, CityPulseServerOptions } from './app/create-server.js';

@@ -186,8 +186,8 @@ export class DataAggregator {
   }
 
   /**
-   * Every topic's state `{ entities, seq, epoch, alerts }`. Returns the same object while nothing changed, so callers may
-   * cache work (such as its encoding) by identity. Do not mutate it.
+   * Every topic's state `{ entities, seq, epoch, alerts }`. Returns the same object while nothing changed, so callers
+   * may cache work (such as its encoding) by identity. Do not mutate it.
    */
   getSnapshot(): Record<string, TopicState> {
     if (this.snapshotView === null) {
@@ -214,7 +214,10 @@ export class DataAggregator {
     return slot.view;
   }
 
-  /** Alerts currently raised by the alert rules (the topics' active alerts, published ones included: snapshots). */
+  /**
+   * Alerts currently raised by the alert rules (`GET /api/alerts`). The topics' active alerts, published ones
+   * included, are each topic's snapshot `alerts`.
+   */
   activeAlerts(): CityAlert[] {
     return this.alertEngine?.activeAlerts() ?? [];
   }

@@ -4,8 +4,8 @@
  * Rules (the protocol's state model, `src/protocol/state-model.ts`): a snapshot at `seq` N followed by every UPDATE
  * after N reproduces the server's state; upserts replace whole entities, then removes delete ids. ALERTs on a topic
  * advance its `seq` and change its active alerts by the protocol's rule (`src/protocol/alert-state.ts`:
- * `applyAlert`), never its entities; a snapshot carries the alerts active as of its `seq`. A frame whose `seq` is not the next one is either stale (ignored) or reveals a gap (the caller asks the
- * server to recover). Frames that arrive before the first snapshot are held (bounded) and replayed onto it.
+ * `applyAlert`), never its entities; a snapshot carries the alerts active as of its `seq`. A frame whose `seq` is
+ * not the next one is either stale (ignored) or reveals a gap (the caller asks the server to recover). Frames that arrive before the first snapshot are held (bounded) and replayed onto it.
  *
  * @module
  */

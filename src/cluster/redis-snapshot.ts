@@ -1,7 +1,7 @@
 /**
- * Snapshot reads of the Redis broker: the shared state of several topics (entities, seq, epoch, alerts), read atomically by
- * one script (`SNAPSHOT` in `redis-scripts.ts`) within the command deadline, and returned once this node has
- * delivered every topic up to the position read, so no frame in a snapshot arrives again live.
+ * Snapshot reads of the Redis broker: the shared state of several topics (entities, seq, epoch, alerts), read
+ * atomically by one script (`SNAPSHOT` in `redis-scripts.ts`) within the command deadline, and returned once this
+ * node has delivered every topic up to the position read, so no frame in a snapshot arrives again live.
  *
  * @module
  */

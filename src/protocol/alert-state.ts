@@ -10,7 +10,9 @@
  * - any other ALERT (no `id`, an id that is not a valid entity id, another `state`, data that is not an object) is
  *   **transient**: delivered, sequenced, never part of the state;
  * - at most {@link MAX_ACTIVE_ALERTS} alerts are active per topic: a raise of a new id beyond that is delivered but
- *   not kept (a raise of an id already active still replaces its data).
+ *   not kept (a raise of an id already active still replaces its data);
+ * - a raise whose `data` is larger than {@link MAX_ACTIVE_ALERT_SIZE} (the JSON bounds' size estimate) is delivered
+ *   but transient: what is kept is sent to every client that connects later, so it is kept small.
  *
  * The active alerts of a snapshot are the `data` of each active ALERT, oldest (first raised) first, as of the
  * snapshot's `seq`. `data` must already be within the JSON bounds (every server input path checks them).
@@ -18,9 +20,15 @@
  * @module
  */
 import { isEntityId } from './state-model.js';
+import { checkJsonBounds, resolveJsonBounds } from './json-bounds.js';
 
 /** Most alerts active at once per topic. */
 export const MAX_ACTIVE_ALERTS = 256;
+
+/** Largest `data` of an alert kept active, by the JSON bounds' size estimate (about its JSON length). */
+export const MAX_ACTIVE_ALERT_SIZE = 16 * 1024;
+
+const ACTIVE_ALERT_BOUNDS = resolveJsonBounds({ maxSize: MAX_ACTIVE_ALERT_SIZE });
 
 /** What one ALERT does to its topic's active alerts (see the module rule); `null`: a transient alert. */
 export type AlertEffect =
@@ -32,7 +40,9 @@ export function alertEffect(data: unknown): AlertEffect {
   const record = data as Record<string, unknown>;
   const id = record.id;
   if (!isEntityId(id)) return null;
-  if (record.state === undefined || record.state === 'raised') return { kind: 'raise', id };
+  if (record.state === undefined || record.state === 'raised') {
+    return checkJsonBounds(data, ACTIVE_ALERT_BOUNDS) === null ? { kind: 'raise', id } : null;
+  }
   if (record.state === 'resolved') return { kind: 'resolve', id };
   return null;
 }

@@ -211,6 +211,7 @@ test('single node: a resume replays the ALERTs missed while away; the active ale
 
 /** Hostile ALERTs on `writer`: none is stored past the bound or breaks a reader of `reader`. */
 async function hostile(writer: CityPulseServer, reader: CityPulseServer): Promise<void> {
+  const before = (await firstSnapshot(reader)).seq;
   let nested: unknown = { id: 'deep' };
   for (let i = 0; i < 200; i++) nested = { id: `deep-${i}`, inner: nested };
   const refused: unknown[] = [{ id: 'huge', message: 'x'.repeat(1024 * 1024 + 1) }, nested];
@@ -218,8 +219,14 @@ async function hostile(writer: CityPulseServer, reader: CityPulseServer): Promis
     const res = await post(writer, '/api/publish', { topic: TOPIC, type: 'ALERT', data });
     assert.ok(res.status === 400 || res.status === 413, `refused: ${res.status}`);
   }
+  // Within the JSON bounds but too large to be kept: delivered (a seq), never active.
+  const big = await post(writer, '/api/publish', {
+    topic: TOPIC,
+    type: 'ALERT',
+    data: { id: 'big', message: 'x'.repeat(100_000) },
+  });
+  assert.equal(big.status, 202);
   // 1,000 distinct ids, 20 at a time: 256 are kept, every one is delivered (takes a seq).
-  const before = (await firstSnapshot(reader)).seq;
   for (let from = 0; from < 1000; from += 20) {
     const batch = Array.from({ length: 20 }, (_, j) =>
       post(writer, '/api/publish', {
@@ -233,9 +240,14 @@ async function hostile(writer: CityPulseServer, reader: CityPulseServer): Promis
   let after: SnapshotData;
   const deadline = Date.now() + 10_000;
   do after = await firstSnapshot(reader);
-  while (after.seq < before + 1000 && Date.now() < deadline);
-  assert.equal(after.seq, before + 1000, 'every flood ALERT took a seq; the refused ones none');
+  while (after.seq < before + 1001 && Date.now() < deadline);
+  assert.equal(
+    after.seq,
+    before + 1001,
+    'the big one and every flood ALERT took a seq; the refused ones none',
+  );
   assert.equal(after.alerts.length, MAX_ACTIVE_ALERTS);
+  assert.ok(!ids(after.alerts).includes('big'), 'the oversized alert is not kept');
   assert.equal(after.alerts.length, new Set(ids(after.alerts)).size);
   assert.equal((await httpSnapshot(reader))?.alerts.length, MAX_ACTIVE_ALERTS);
 }

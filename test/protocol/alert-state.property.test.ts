@@ -21,7 +21,12 @@ import { applyFrame, fromSnapshot, type FoldedTopic } from '../../src/aggregator
 import { TopicStore, toSnapshotContent } from '../../src/client/topic-store.js';
 import { RedisBroker } from '../../src/cluster/redis-broker.js';
 import { WebSocketService } from '../../src/gateway/websocket-service.js';
-import { MAX_ACTIVE_ALERTS, alertEffect, applyAlert } from '../../src/protocol/alert-state.js';
+import {
+  MAX_ACTIVE_ALERTS,
+  MAX_ACTIVE_ALERT_SIZE,
+  alertEffect,
+  applyAlert,
+} from '../../src/protocol/alert-state.js';
 import type { WebSocketMessage } from '../../src/protocol/messages.js';
 import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
 import { accident } from '../aggregator/helpers.js';
@@ -32,7 +37,10 @@ const IDS = ['a', 'b', 'c', 'd', 'e'];
 type Op =
   | { readonly kind: 'raise'; readonly id: string; readonly stateless: boolean; readonly v: number }
   | { readonly kind: 'resolve'; readonly id: string }
-  | { readonly kind: 'transient'; readonly shape: 'noId' | 'otherState' | 'numericId' | 'longId' | 'string' }
+  | {
+      readonly kind: 'transient';
+      readonly shape: 'noId' | 'otherState' | 'numericId' | 'longId' | 'string' | 'oversize';
+    }
   | { readonly kind: 'flood'; readonly tag: number; readonly count: number }
   | { readonly kind: 'update'; readonly id: string }
   | { readonly kind: 'join' };
@@ -61,6 +69,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
         'numericId' as const,
         'longId' as const,
         'string' as const,
+        'oversize' as const,
       ),
     }),
   },
@@ -102,6 +111,7 @@ function messagesOf(op: Op): WebSocketMessage[] {
             numericId: { id: 7, message: 'numeric id' },
             longId: { id: 'x'.repeat(257), message: 'too long' },
             string: 'a bare string',
+            oversize: { id: 'b', message: 'x'.repeat(MAX_ACTIVE_ALERT_SIZE) },
           }[op.shape],
         ),
       ];
@@ -156,6 +166,7 @@ test('the rule: raise, re-raise keeps its place, resolve, transient shapes, the 
     'text',
     null,
     [{ id: 'a' }],
+    { id: 'a', message: 'x'.repeat(MAX_ACTIVE_ALERT_SIZE) },
   ];
   for (const data of transient) {
     assert.equal(alertEffect(data), null, JSON.stringify(data));

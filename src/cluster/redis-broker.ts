@@ -70,7 +70,8 @@ export interface RedisBrokerOptions {
   healthCheckIntervalMs?: number;
   /**
    * The topics' entity validators: an UPDATE published straight to the broker is refused by the same rule as the
-   * service's (`UpdateRejectedError`). Default: the four city topics' registry (other names: the base rule).
+   * service's (`UpdateRejectedError`). Default: the registry of the service it is attached to (before that, and
+   * for a host without one, the four city topics' registry; other names: the base rule).
    */
   registry?: TopicRegistry;
   logger?: Logger;
@@ -135,7 +136,7 @@ export class RedisBroker implements Broker {
       nodeId: this.nodeId,
       historySize: this.#historySize,
       now: this.#now,
-      registry: options.registry ?? defaultTopicRegistry(),
+      registry: () => options.registry ?? this.#host?.registry ?? defaultTopicRegistry(),
     });
     connection.sub.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
   }

@@ -31,8 +31,8 @@ export interface RedisPublisherOptions {
   readonly historySize: number;
   /** The clock of the stream entries' times (ms). */
   readonly now: () => number;
-  /** The topics' entity validators (the service's registry). */
-  readonly registry: TopicRegistry;
+  /** The topics' entity validators (the service's registry), read at each publish. */
+  readonly registry: () => TopicRegistry;
 }
 
 /** Sequences, stores and publishes UPDATE/ALERT frames through the publish script. */
@@ -51,7 +51,7 @@ export class RedisPublisher {
   async publish(topic: string, message: SequencedMessage): Promise<StreamPosition> {
     const { connection, keys } = this.#options;
     const change =
-      message.type === 'UPDATE' ? entityChangeOf(this.#options.registry, topic, message.data) : null;
+      message.type === 'UPDATE' ? entityChangeOf(this.#options.registry(), topic, message.data) : null;
     const args: (string | number)[] = [
       newEpoch(),
       this.#options.historySize,

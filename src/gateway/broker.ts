@@ -10,6 +10,7 @@
  */
 import type { StreamPosition } from '../protocol/messages.js';
 import { encodeEnvelope } from '../protocol/payloads.js';
+import type { TopicRegistry } from '../protocol/topic-registry.js';
 import type { HistoryLookup } from './topic-log.js';
 
 /** A value now, or later. The in-memory broker always answers now (no Promise on the fast path). */
@@ -50,6 +51,11 @@ export interface BrokerHost {
   available(): void;
   /** Sends a frame broadcast by another node to every local client. */
   broadcast(json: string): void;
+  /**
+   * The node's topic registry: a broker that checks the UPDATEs published to it (the Redis broker) uses it, unless
+   * it was given one of its own.
+   */
+  readonly registry?: TopicRegistry;
 }
 
 /** Sequencing, history and fan-out across the nodes of a deployment. */

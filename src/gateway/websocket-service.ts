@@ -214,6 +214,7 @@ export class WebSocketService {
       broadcast: (json) => {
         if (this.#state === 'running') this.#fanOut.broadcastLocal(json);
       },
+      registry: this.#registry,
     });
     this.#heartbeat = new Heartbeat<ClientSession>({
       intervalMs: heartbeatIntervalMs,

@@ -1,13 +1,14 @@
 /**
  * The state model of a topic, once for every implementation (the aggregator, the cluster's Redis state, the client
- * SDK's `TopicStore`, the dashboard): what identifies an entity, what a valid entity of each topic is, what a valid
- * UPDATE is, and how an UPDATE changes a topic's state.
+ * SDK's `TopicStore`, the dashboard): what identifies an entity, the base rule every entity of every topic passes
+ * (each topic's own schema is the topic registry's, `src/protocol/topic-registry.ts`), what a valid UPDATE is, and
+ * how an UPDATE changes a topic's state.
  *
  * A topic's state is a set of entities keyed by `id` (the order of entities in a snapshot carries no meaning). An
  * UPDATE's `data` is a change `{ upserts, removes }`:
- * - **all or nothing**: every upsert must be a valid entity of the topic (the base rule {@link validateBase} and the
- *   topic's schema, checked by the validator the topic registry compiles: `src/protocol/topic-registry.ts`) and every remove a valid
- *   id, or the whole UPDATE is refused (`parseUpdate` names the first bad field; nothing is applied, no `seq` taken);
+ * - **all or nothing**: every upsert must be a valid entity of the topic (the base rule {@link validateBase}, then
+ *   the topic's schema, both checked by the validator the topic registry compiles) and every remove a valid id, or
+ *   the whole UPDATE is refused (`parseUpdate` names the first bad field; nothing is applied, no `seq` taken);
  * - **whole entities**: an upsert replaces the entity with that id; there are no partial upserts, so a bare
  *   `{ id: 'x' }` is valid only when it passes the topic's schema (for the city topics it does not);
  * - **duplicate ids** in `upserts`: the last one wins; duplicate `removes` count once;

@@ -56,7 +56,16 @@ const addFormats: FormatsPlugin =
   (formatsModule as unknown as { default?: FormatsPlugin }).default ??
   (formatsModule as unknown as FormatsPlugin);
 
-function newAjv(): Ajv2020 {
+let ajvInstance: Ajv2020 | null = null;
+
+/**
+ * The one ajv instance (made on first use): setting one up compiles the draft 2020-12 meta-schema and the formats,
+ * which costs far more than compiling a topic schema. Sharing it is safe: schemas may hold no `$id` (nothing is
+ * registered by name) and ajv caches each compiled schema by its object, so a catalog schema compiles once per
+ * process and every registry's own schemas once per registry.
+ */
+function sharedAjv(): Ajv2020 {
+  if (ajvInstance !== null) return ajvInstance;
   const ajv = new Ajv2020({
     strict: true,
     allErrors: false,
@@ -69,6 +78,7 @@ function newAjv(): Ajv2020 {
   });
   addFormats(ajv);
   ajv.addFormat('iso-date-time', { type: 'string', validate: (value: string) => isIsoDateTime(value) });
+  ajvInstance = ajv;
   return ajv;
 }
 
@@ -167,7 +177,7 @@ export class TopicRegistry {
    * `TOPIC_NAME_PATTERN`, a duplicate name, a negative TTL or a schema that is refused or does not compile.
    */
   constructor(definitions: readonly TopicDefinition[]) {
-    const ajv = newAjv();
+    const ajv = sharedAjv();
     for (const definition of definitions) {
       const { name } = definition;
       if (typeof name !== 'string' || !TOPIC_NAME_PATTERN.test(name)) {

@@ -10,12 +10,19 @@ import { test, type TestContext } from 'node:test';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
+import { WebSocketServer } from 'ws';
+import { RedisBroker } from '../../src/cluster/redis-broker.js';
+import { WebSocketService } from '../../src/gateway/websocket-service.js';
+import { UpdateRejectedError } from '../../src/protocol/state-model.js';
+import { resolveTopicRegistry } from '../../src/protocol/topic-registry.js';
+import { startCli } from '../helpers/cli.js';
 import { startServer } from '../helpers/servers.js';
 import { TestClient } from '../helpers/test-client.js';
 import { REDIS_URL, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
 import { SECRET, mint } from '../security/tokens.js';
 
 const KEY = 'custom-topic-publish-key';
+const BASE = { updatedAt: '2026-03-01T12:00:00.000Z', source: 'test' };
 
 /** A topic only this test knows: parking lots keyed by `lotId`, with an integer `freeSpaces`. */
 const PARKING: TopicDefinition = {
@@ -200,4 +207,43 @@ test('the same topic on two nodes over Redis: ingest on one, subscribe and resum
   const a = await startNode(t, { redisKeyPrefix, topics: ['cameras', PARKING], publishKeys: [KEY] });
   const b = await startNode(t, { redisKeyPrefix, topics: ['cameras', PARKING], publishKeys: [KEY] });
   await exercise(t, a, b);
+});
+
+test('citypulse serve without --config serves the four city topics and transit', async (t) => {
+  const cli = await startCli(t, []);
+  const res = await get(`${cli.url}/api/topics`);
+  assert.equal(res.status, 200);
+  assert.deepEqual(
+    (JSON.parse(res.text) as { topics: { name: string }[] }).topics.map((info) => info.name),
+    ['cameras', 'weather', 'accidents', 'airQuality', 'transit'],
+  );
+});
+
+test('the Redis broker checks an UPDATE published straight to it with its service registry', async (t) => {
+  if (!(await redisUp(REDIS_URL))) return t.skip(`no Redis at ${REDIS_URL}`);
+  const wss = new WebSocketServer({ noServer: true });
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: testPrefix(t) });
+  await broker.connect();
+  const service = new WebSocketService(wss, { broker, registry: resolveTopicRegistry(['cameras', PARKING]) });
+  t.after(async () => {
+    await service.close();
+    await broker.close();
+    wss.close();
+  });
+  const seq = async (): Promise<number> =>
+    Number((await broker.redis.hget(broker.key('parking', 'meta'), 'seq')) ?? 0);
+  const update = (freeSpaces: unknown) => ({
+    type: 'UPDATE' as const,
+    data: { upserts: [{ id: 'p1', ...BASE, ...lot('p1', freeSpaces) }] },
+    timestamp: new Date().toISOString(),
+  });
+  for (const bad of [-1, 1.5, 'many']) {
+    await assert.rejects(
+      broker.publish('parking', update(bad)),
+      (error: unknown) => error instanceof UpdateRejectedError && error.field === 'upserts[0].freeSpaces',
+      String(bad),
+    );
+  }
+  assert.equal(await seq(), 0, 'refused: no seq');
+  assert.equal((await broker.publish('parking', update(3))).seq, 1);
 });

@@ -12,6 +12,11 @@ const STATE = {
   airQuality: { entities: [{ id: 'a1' }], seq: 0 },
 };
 
+/** `STATE` as the connect-time SNAPSHOT sends it: a state that names no epoch gets its topic's. */
+function withEpoch(state: Record<string, object>, epoch: string): Record<string, object> {
+  return Object.fromEntries(Object.entries(state).map(([topic, s]) => [topic, { ...s, epoch }]));
+}
+
 function dataOf(m: ServerMessage): Record<string, unknown> {
   return m.data as Record<string, unknown>;
 }
@@ -31,7 +36,7 @@ test('CONNECTED is the first frame and a full SNAPSHOT the second', async (t) =>
   assert.ok(!Number.isNaN(Date.parse(connected.timestamp)));
   assert.equal(snapshot.type, ServerMessageType.Snapshot);
   assert.equal((snapshot as { topic?: string }).topic, undefined);
-  assert.deepEqual(snapshot.data, STATE);
+  assert.deepEqual(snapshot.data, withEpoch(STATE, service.position('weather').epoch));
 });
 
 test('?topics= subscribes at once and scopes the snapshot', async (t) => {
@@ -40,7 +45,10 @@ test('?topics= subscribes at once and scopes the snapshot', async (t) => {
   const { client, connected, snapshot } = await connect(url, 'topics=weather,airQuality');
   t.after(() => client.close());
   assert.deepEqual(dataOf(connected).subscribed, ['weather', 'airQuality']);
-  assert.deepEqual(snapshot.data, { weather: STATE.weather, airQuality: STATE.airQuality });
+  assert.deepEqual(
+    snapshot.data,
+    withEpoch({ weather: STATE.weather, airQuality: STATE.airQuality }, service.position('weather').epoch),
+  );
   assert.equal(service.getTopicSubscribers('weather'), 1);
   assert.equal(service.getTopicSubscribers('airQuality'), 1);
   assert.equal(service.getTopicSubscribers('cameras'), 0);

@@ -2,9 +2,12 @@
  * The dashboard renders any topic (issue 12, item 6), in a real browser against the real server: a topic defined
  * only as a `TopicDefinition` (`parking`: schema, location field, display hints), which the
  * dashboard has no code for gets a map layer that can be switched off and a list of its fields; alerts raised before
- * the page opened are in the alerts panel, then follow live; entity data stays text; the page fits a 390 px phone.
+ * the page opened are in the alerts panel, then follow live; entity data stays text; the page fits a 390 px phone
+ * (screenshot in test-output/dashboard-phone.png).
  */
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -15,6 +18,7 @@ import { WEB_ROOT, connection, launchBrowser, openDashboard, publish } from '../
 import { isoNow, startServer } from '../helpers/servers.js';
 
 const KEY = 'e2e-registry-key';
+const OUTPUT = join(process.cwd(), 'test-output');
 const HOSTILE = '<img src=x onerror="window.__pwned=1">';
 
 /** A topic the dashboard has no code for, defined only as data: its schema, location field and display hints. */
@@ -227,6 +231,8 @@ test('fits a 390 px phone without sideways scrolling, and keeps the multi-panel 
   await phone.page.locator('[data-testid="alert-item"]').first().waitFor({ timeout: 5000 });
   const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 390, `the page is ${width} px wide at 390`);
+  mkdirSync(OUTPUT, { recursive: true });
+  await phone.page.screenshot({ path: join(OUTPUT, 'dashboard-phone.png') });
 
   const desk = await openDashboard(t, browser, server, { viewport: { width: 1280, height: 800 } });
   await connection(desk.page, 'connected').waitFor({ timeout: 5000 });

@@ -13,6 +13,7 @@ import type { TestContext } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
+import { LOCATION, TEXT, integer } from '../../src/protocol/catalog/fields.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import { WEB_ROOT, connection, launchBrowser, openDashboard, publish } from '../helpers/browser.js';
 import { isoNow, startServer } from '../helpers/servers.js';
@@ -38,16 +39,8 @@ const PARKING: TopicDefinition = {
   schema: {
     type: 'object',
     required: ['name', 'location', 'free'],
-    properties: {
-      name: { type: 'string', maxLength: 200 },
-      free: { type: 'integer', minimum: 0 },
-      capacity: { type: 'integer', minimum: 0 },
-      location: {
-        type: 'object',
-        required: ['lat', 'lon'],
-        properties: { lat: { type: 'number' }, lon: { type: 'number' } },
-      },
-    },
+    // The catalog's field schemas: bounded text, non-negative integers, a {lat, lon} location.
+    properties: { name: TEXT, free: integer(0), capacity: integer(0), location: LOCATION },
   },
   ttlMs: 0,
   alerts: [],

@@ -173,6 +173,16 @@ test('a topic without dashboard code: layer, list, markers, alerts from before t
     .waitFor({ state: 'attached' });
   assert.equal(await markers(page, 'parking').count(), 4);
 
+  // A published alert with hostile text is text too (a transient one: no id).
+  await publish(server, KEY, {
+    topic: 'parking',
+    type: 'ALERT',
+    data: { message: HOSTILE, severity: 'info' },
+  });
+  await page.locator('[data-testid="alert-item"]', { hasText: '<img src=x' }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('[data-testid="alerts-feed"] img').count(), 0);
+  assert.equal(await page.evaluate(() => (window as { __pwned?: unknown }).__pwned), undefined);
+
   // The alert resolves: the same entry turns resolved and nothing is active any more.
   assert.ok(server.aggregator.ingest('airQuality', [station(30)], []).ok);
   await page

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pm10ToAqi, pm25ToAqi, stationAqi } from '../../src/aggregator/aqi.js';
-import { validateEntity } from '../../src/aggregator/schema.js';
+import { validateEntity, withDefaults } from '../../src/aggregator/schema.js';
 import { DEFAULT_TOPICS } from '../../src/protocol/messages.js';
 import { resolveTopicRegistry } from '../../src/protocol/topic-registry.js';
 import { accident, camera, station } from './helpers.js';
@@ -90,4 +90,27 @@ test('EPA AQI breakpoints (PM2.5 2024 table, PM10)', () => {
   assert.equal(pm10ToAqi(604), 500);
   assert.deepEqual(stationAqi({ pm25: 12, pm10: 160 }), { aqi: 103, category: 'unhealthy-sensitive' });
   assert.equal(stationAqi({}), null);
+});
+
+test("a record without id takes it from the topic's idField (a string or a finite number only)", () => {
+  const cases: [Record<string, unknown>, unknown][] = [
+    [{ stationId: 's7' }, 's7'],
+    [{ stationId: 42 }, '42'],
+    [{ stationId: 'x', id: 'kept' }, 'kept'],
+    [{ stationId: { nested: 1 } }, undefined],
+    [{ stationId: Number.NaN }, undefined],
+    [{}, undefined],
+  ];
+  for (const [record, id] of cases) {
+    const out = withDefaults('bikes', record, { ...defaults, idField: 'stationId' }) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(out.id, id, JSON.stringify(record));
+  }
+  assert.equal(
+    (withDefaults('bikes', { stationId: 's7' }, defaults) as Record<string, unknown>).id,
+    undefined,
+    'the default id field is id itself',
+  );
 });

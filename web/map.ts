@@ -8,11 +8,16 @@
 import { svg } from './dom.js';
 import { assertNever } from '../src/protocol/index.js';
 
-/** Kinds of markers, each with its own shape. */
-export type MarkerKind = 'camera' | 'accident' | 'air' | 'weather';
+/** Kinds of markers, each with its own shape: the city topics' own, and `entity` for any other topic. */
+export type MarkerKind = 'entity' | 'weather' | 'air' | 'camera' | 'accident';
+
+/** Draw order of the kinds (later ones on top): generic layers below the city topics' markers. */
+const KIND_ORDER: readonly MarkerKind[] = ['entity', 'weather', 'air', 'camera', 'accident'];
 
 /** One thing on the map. */
 export interface MapMarker {
+  /** The topic (map layer) it belongs to. */
+  readonly topic: string;
   readonly id: string;
   readonly kind: MarkerKind;
   readonly lat: number;
@@ -20,7 +25,7 @@ export interface MapMarker {
   /** Tooltip text. */
   readonly title: string;
   readonly color: string;
-  /** Short text drawn on the marker (AQI value, temperature). */
+  /** Short text drawn on the marker (AQI value, temperature, a topic's icon). */
   readonly label?: string;
   /** Draw an attention ring (severe accident, unhealthy air). */
   readonly pulse?: boolean;
@@ -114,6 +119,20 @@ function decimalsOf(step: number): number {
   return Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
 }
 
+/** A marker element on the map and what it was drawn with (so an unchanged marker is not touched). */
+interface DrawnMarker {
+  readonly kind: MarkerKind;
+  /** Everything of its look but position and title; a change re-creates the element. */
+  readonly look: string;
+  readonly element: SVGGElement;
+  transform: string;
+  title: string;
+}
+
+function lookOf(marker: MapMarker): string {
+  return `${marker.color}|${marker.label ?? ''}|${marker.pulse === true}|${marker.muted === true}`;
+}
+
 /** The map panel. Call {@link CityMap.render} with the markers whenever they change. */
 export class CityMap {
   readonly #host: HTMLElement;
@@ -122,6 +141,15 @@ export class CityMap {
   readonly #paddingPx: number;
   #markers: readonly MapMarker[] = [];
   readonly #observer: ResizeObserver | null;
+  /** The marker layer, kept across draws: one group per kind, marker elements reused by topic and id. */
+  readonly #markerLayer: SVGGElement;
+  /** Background, tiles and graticule (under the markers); the scale bar (over them). */
+  readonly #under: SVGGElement;
+  readonly #over: SVGGElement;
+  readonly #kindGroups = new Map<MarkerKind, SVGGElement>();
+  readonly #elements = new Map<string, DrawnMarker>();
+  /** The view the static layers were drawn for. */
+  #viewKey = '';
 
   constructor(host: HTMLElement, options: CityMapOptions = {}) {
     this.#host = host;
@@ -134,6 +162,15 @@ export class CityMap {
       'aria-label': 'City map',
     });
     host.append(this.#svg);
+    this.#markerLayer = svg('g', { class: 'map-markers' });
+    this.#under = svg('g');
+    this.#over = svg('g');
+    this.#svg.append(this.#under, this.#markerLayer, this.#over);
+    for (const kind of KIND_ORDER) {
+      const group = svg('g', { 'data-kind': kind });
+      this.#kindGroups.set(kind, group);
+      this.#markerLayer.append(group);
+    }
     this.#observer = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.#draw()) : null;
     this.#observer?.observe(host);
   }
@@ -148,15 +185,20 @@ export class CityMap {
     const width = Math.max(100, this.#host.clientWidth);
     const height = Math.max(100, this.#host.clientHeight);
     const view = fitViewport(this.#markers, width, height, this.#paddingPx);
+    this.#placeMarkers(view);
+    // The background, tiles, graticule and scale bar depend on the view only: redrawn when it moves.
+    const viewKey = `${width}x${height}@${view.scale}:${view.centerX}:${view.centerY}:${this.#markers.length > 0}`;
+    if (viewKey === this.#viewKey) return;
+    this.#viewKey = viewKey;
     this.#svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     this.#svg.setAttribute('width', String(width));
     this.#svg.setAttribute('height', String(height));
-    const layers: SVGElement[] = [svg('rect', { class: 'map-bg', x: 0, y: 0, width, height })];
-    if (this.#tiles !== null) layers.push(this.#tileLayer(view, this.#tiles));
-    layers.push(this.#graticule(view));
-    layers.push(this.#markerLayer(view));
-    if (this.#markers.length > 0) layers.push(this.#scaleBar(view));
-    this.#svg.replaceChildren(...layers);
+    const under: SVGElement[] = [svg('rect', { class: 'map-bg', x: 0, y: 0, width, height })];
+    if (this.#tiles !== null) under.push(this.#tileLayer(view, this.#tiles));
+    under.push(this.#graticule(view));
+    // The marker layer stays in place (moving it would restyle every marker).
+    this.#under.replaceChildren(...under);
+    this.#over.replaceChildren(...(this.#markers.length > 0 ? [this.#scaleBar(view)] : []));
   }
 
   #tileLayer(view: Viewport, template: string): SVGGElement {
@@ -253,29 +295,64 @@ export class CityMap {
     );
   }
 
-  #markerLayer(view: Viewport): SVGGElement {
-    const layer = svg('g', { class: 'map-markers' });
-    // Draw order: weather and air below, cameras, then accidents on top.
-    const order: Record<MarkerKind, number> = { weather: 0, air: 1, camera: 2, accident: 3 };
-    const markers = [...this.#markers].sort((a, b) => order[a.kind] - order[b.kind]);
-    for (const marker of markers) {
+  /** Moves, updates, creates and removes marker elements so the layer shows exactly the current markers. */
+  #placeMarkers(view: Viewport): void {
+    const seen = new Set<string>();
+    for (const marker of this.#markers) {
       if (!Number.isFinite(marker.lat) || !Number.isFinite(marker.lon)) continue;
+      const key = `${marker.topic}\u0000${marker.id}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
       const { x, y } = mercator(marker.lat, marker.lon);
       const { px, py } = toPixel(view, x, y);
-      layer.append(this.#marker(marker, px, py));
+      const transform = `translate(${px.toFixed(1)} ${py.toFixed(1)})`;
+      const look = lookOf(marker);
+      let drawn = this.#elements.get(key);
+      if (drawn !== undefined && (drawn.kind !== marker.kind || drawn.look !== look)) {
+        drawn.element.remove();
+        drawn = undefined;
+      }
+      if (drawn === undefined) {
+        drawn = { kind: marker.kind, look, element: this.#marker(marker), transform: '', title: '' };
+        this.#elements.set(key, drawn);
+        this.#kindGroups.get(marker.kind)?.append(drawn.element);
+      }
+      if (drawn.transform !== transform) {
+        drawn.element.setAttribute('transform', transform);
+        drawn.transform = transform;
+      }
+      if (drawn.title !== marker.title) {
+        const title = drawn.element.firstChild;
+        if (title !== null) title.textContent = marker.title;
+        drawn.title = marker.title;
+      }
     }
-    return layer;
+    for (const [key, drawn] of this.#elements) {
+      if (seen.has(key)) continue;
+      drawn.element.remove();
+      this.#elements.delete(key);
+    }
   }
 
-  #marker(marker: MapMarker, px: number, py: number): SVGGElement {
+  #marker(marker: MapMarker): SVGGElement {
     const g = svg('g', {
       class: `marker marker-${marker.kind}${marker.muted ? ' is-muted' : ''}${marker.pulse ? ' is-pulsing' : ''}`,
-      transform: `translate(${px.toFixed(1)} ${py.toFixed(1)})`,
       'data-testid': `marker-${marker.kind}`,
+      'data-topic': marker.topic,
       'data-id': marker.id,
     });
     g.append(svg('title', {}, marker.title));
     switch (marker.kind) {
+      case 'entity':
+        if (marker.label === undefined) {
+          g.append(svg('circle', { r: 6, fill: marker.color, class: 'shape' }));
+        } else {
+          g.append(
+            svg('circle', { r: 10, fill: marker.color, class: 'shape' }),
+            svg('text', { y: 4, class: 'marker-icon' }, marker.label),
+          );
+        }
+        break;
       case 'camera':
         g.append(
           svg('rect', { x: -6, y: -6, width: 12, height: 12, rx: 3, fill: marker.color, class: 'shape' }),

@@ -19,6 +19,7 @@ import {
   severityLabel,
 } from './format.js';
 import { assertNever } from '../src/protocol/index.js';
+import { truncate } from './topic-info.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Weather
@@ -250,6 +251,10 @@ export function renderAirQuality(
 /** One entry of the alerts feed, read leniently from an ALERT's `data` (publishers may send any shape). */
 export interface FeedAlert {
   readonly key: string;
+  /** The alert's id (an alert with one is active until resolved), else `undefined` (transient). */
+  readonly id: string | undefined;
+  /** The topic of the frame that carried it (where it is active), `undefined` for a broadcast. */
+  readonly scope: string | undefined;
   readonly severity: 'info' | 'warning' | 'critical';
   readonly message: string;
   readonly topic: string | undefined;
@@ -261,15 +266,17 @@ export interface FeedAlert {
 let alertCounter = 0;
 
 /** An ALERT as a feed entry, from the protocol's typed view of its data (`readAlert`, given by the SDK). */
-export function toFeedAlert(alert: AlertView, timestamp: string): FeedAlert {
+export function toFeedAlert(alert: AlertView, timestamp: string, scope?: string): FeedAlert {
   return {
     key: `${alert.id ?? 'alert'}:${++alertCounter}`,
+    id: alert.id,
+    scope,
     severity: alert.severity,
-    message: alert.message,
-    topic: alert.topic,
+    message: truncate(alert.message, 240),
+    topic: alert.topic === undefined ? undefined : truncate(alert.topic, 64),
     state: alert.state,
     at: alert.raisedAt !== undefined && alert.state !== 'resolved' ? alert.raisedAt : timestamp,
-    rule: alert.rule,
+    rule: alert.rule === undefined ? undefined : truncate(alert.rule, 64),
   };
 }
 
@@ -287,6 +294,8 @@ export function renderAlerts(host: HTMLElement, alerts: readonly FeedAlert[]): v
           class: `alert alert-${a.severity} is-${a.state}`,
           'data-testid': 'alert-item',
           'data-severity': a.severity,
+          'data-state': a.state,
+          'data-alert-id': a.id,
         },
         h('span', { class: 'alert-dot' }),
         h(

@@ -32,34 +32,23 @@ export class RateMeter {
   }
 }
 
-/** Labels of the topics in the status bar. */
-export const TOPIC_LABELS: Readonly<Record<string, string>> = {
-  cameras: 'Cameras',
-  weather: 'Weather',
-  accidents: 'Accidents',
-  airQuality: 'Air',
-};
-
 /** The status bar's elements. */
 export class StatusBar {
   readonly #state: HTMLElement;
   readonly #rate: HTMLElement;
+  readonly #agesGroup: HTMLElement;
   readonly #ages = new Map<string, HTMLElement>();
   readonly #note: HTMLElement;
   readonly #reload: HTMLButtonElement;
 
-  constructor(host: HTMLElement, topics: readonly string[]) {
+  constructor(host: HTMLElement) {
     this.#state = h(
       'span',
       { class: 'conn', 'data-testid': 'connection-state', 'data-state': 'connecting' },
       'connecting',
     );
     this.#rate = h('span', { class: 'rate', 'data-testid': 'msg-rate' }, '0.0 msg/s');
-    const ages = topics.map((topic) => {
-      const value = h('b', { 'data-testid': `age-${topic}` }, '—');
-      this.#ages.set(topic, value);
-      return h('span', { class: 'age', 'data-topic': topic }, `${TOPIC_LABELS[topic] ?? topic} `, value);
-    });
+    this.#agesGroup = h('span', { class: 'status-group ages' });
     this.#note = h('span', { class: 'note', 'data-testid': 'status-note' });
     this.#reload = h(
       'button',
@@ -69,9 +58,20 @@ export class StatusBar {
     this.#reload.addEventListener('click', () => location.reload());
     host.replaceChildren(
       h('span', { class: 'status-group' }, this.#state, this.#reload, this.#rate),
-      h('span', { class: 'status-group ages' }, h('span', { class: 'status-label' }, 'Data age'), ...ages),
+      this.#agesGroup,
       this.#note,
     );
+  }
+
+  /** The topics whose data age is shown, with their labels. */
+  setTopics(topics: readonly { readonly name: string; readonly label: string }[]): void {
+    this.#ages.clear();
+    const ages = topics.map(({ name, label }) => {
+      const value = h('b', { 'data-testid': `age-${name}` }, '—');
+      this.#ages.set(name, value);
+      return h('span', { class: 'age', 'data-topic': name }, `${label} `, value);
+    });
+    this.#agesGroup.replaceChildren(h('span', { class: 'status-label' }, 'Data age'), ...ages);
   }
 
   setState(state: ConnectionState): void {

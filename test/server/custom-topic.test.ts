@@ -3,9 +3,13 @@
  * and id field) gets everything a built-in topic has: `GET /api/topics`, subscribe, a SNAPSHOT with its epoch from
  * the first frame on, `POST /api/ingest` accepted and refused by its schema (400 naming the field, no seq
  * consumed), UPDATE frames, resume after reconnect, ACL patterns, metric labels, and the same on two nodes over
- * Redis. Real sockets on port 0, real Redis (skipped when none answers).
+ * Redis; and the same topic defined only in a config file, served by two `citypulse serve` processes over Redis.
+ * Real sockets on port 0, real Redis (skipped when none answers).
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
@@ -57,10 +61,7 @@ const lot = (lotId: string, freeSpaces: unknown) => ({
   location: { lat: 52.37, lon: 4.89 },
 });
 
-async function post(
-  server: CityPulseServer,
-  body: unknown,
-): Promise<{ status: number; body: Record<string, unknown> }> {
+async function post(server: Node, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${server.url}/api/ingest`, {
     method: 'POST',
     headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
@@ -103,17 +104,25 @@ function parkingState(snapshot: ServerMessage): { entities: unknown[]; seq: numb
   return state;
 }
 
+/** A node as the tests reach it: an in-process server or a `citypulse serve` process. */
+type Node = Pick<CityPulseServer, 'url' | 'wsUrl'>;
+
 /** Drives one node (or two) through the whole life of the custom topic. */
-async function exercise(t: TestContext, writer: CityPulseServer, reader: CityPulseServer): Promise<void> {
+async function exercise(
+  t: TestContext,
+  writer: Node,
+  reader: Node,
+  servedTopics: readonly string[] = ['cameras', 'parking'],
+): Promise<void> {
   const topics = await get(`${reader.url}/api/topics`);
   assert.equal(topics.status, 200);
   const infos = (JSON.parse(topics.text) as { topics: Record<string, unknown>[] }).topics;
   assert.deepEqual(
     infos.map((info) => info.name),
-    ['cameras', 'parking'],
+    servedTopics,
     'registry order',
   );
-  assert.deepEqual(infos[1], {
+  assert.deepEqual(infos[servedTopics.indexOf('parking')], {
     name: 'parking',
     idField: 'lotId',
     locationField: 'location',
@@ -207,6 +216,26 @@ test('the same topic on two nodes over Redis: ingest on one, subscribe and resum
   const a = await startNode(t, { redisKeyPrefix, topics: ['cameras', PARKING], publishKeys: [KEY] });
   const b = await startNode(t, { redisKeyPrefix, topics: ['cameras', PARKING], publishKeys: [KEY] });
   await exercise(t, a, b);
+});
+
+test('the same topic defined only in a config file, on two citypulse serve processes over Redis', async (t) => {
+  if (!(await redisUp(REDIS_URL))) return t.skip(`no Redis at ${REDIS_URL}`);
+  const dir = await mkdtemp(join(tmpdir(), 'citypulse-config-topic-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const { name: _name, ...definition } = PARKING;
+  const file = join(dir, 'parking.json');
+  await writeFile(
+    file,
+    JSON.stringify({
+      $schema: '../citypulse.schema.json',
+      topics: { parking: definition },
+      sources: [{ type: 'simulator', topics: ['cameras'], intervalMs: 60_000 }],
+    }),
+  );
+  const prefix = testPrefix(t);
+  const args = ['--config', file, '--redis', REDIS_URL, '--redis-prefix', prefix, '--publish-key', KEY];
+  const [a, b] = await Promise.all([startCli(t, args), startCli(t, args)]);
+  await exercise(t, a, b, ['cameras', 'weather', 'accidents', 'airQuality', 'parking']);
 });
 
 test('citypulse serve without --config serves the four city topics and transit', async (t) => {

@@ -20,7 +20,8 @@ import { isRecord } from '../shared/json.js';
 import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
 import { CITIES } from './cities.js';
-import { SIMULATOR_TOPICS, createSimulator } from './simulator.js';
+import { DEFAULT_SIMULATOR_TOPICS, SIMULATOR_TOPICS, createSimulator } from './simulator.js';
+import { MAX_VEHICLES } from './simulator-transit.js';
 import type { SimulatorTopic } from './simulator.js';
 import type { Source } from './source.js';
 import { createHttpPollSource } from './sources/http-poll.js';
@@ -37,6 +38,8 @@ export interface SimulatorSourceConfig {
   readonly intervalMs?: number;
   readonly city?: string;
   readonly topics?: readonly SimulatorTopic[];
+  /** Transit fleet size (with topic `transit`). */
+  readonly vehicles?: number;
 }
 
 /** `{ "type": "http-poll", "url": ..., "parser": { "format": ... } }`. */
@@ -73,7 +76,7 @@ export interface CityPulseConfig {
 
 /** Source types a config may use. */
 export const SOURCE_TYPES = ['simulator', 'http-poll', 'mqtt'] as const;
-const CITY_TOPICS: readonly string[] = SIMULATOR_TOPICS;
+const CITY_TOPICS: readonly string[] = DEFAULT_SIMULATOR_TOPICS;
 const EXTERNAL_SEVERITIES: readonly ExternalAlertSeverity[] = [
   'Extreme',
   'Severe',
@@ -122,7 +125,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
   const type = r.oneOf('type', SOURCE_TYPES);
   switch (type) {
     case 'simulator': {
-      r.only(['type', 'name', 'seed', 'intervalMs', 'city', 'topics']);
+      r.only(['type', 'name', 'seed', 'intervalMs', 'city', 'topics', 'vehicles']);
       const city = r.string('city', null);
       if (city !== undefined && CITIES[city.toLowerCase()] === undefined) {
         throw new ConfigError(r.at('city'), `must be one of ${Object.keys(CITIES).join(', ')}`);
@@ -130,6 +133,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
       const seed = r.optionalNumber('seed', { integer: true });
       const intervalMs = r.optionalNumber('intervalMs', { min: 10 });
       const topics = r.stringList('topics', SIMULATOR_TOPICS);
+      const vehicles = r.optionalNumber('vehicles', { min: 0, max: MAX_VEHICLES, integer: true });
       return {
         type,
         name: r.string('name', 'simulator'),
@@ -137,6 +141,7 @@ function sourceConfig(value: unknown, path: string): SourceConfig {
         ...(intervalMs === undefined ? {} : { intervalMs }),
         ...(city === undefined ? {} : { city }),
         ...(topics === undefined ? {} : { topics }),
+        ...(vehicles === undefined ? {} : { vehicles }),
       };
     }
     case 'http-poll': {
@@ -317,6 +322,7 @@ export function createSourceFromConfig(source: SourceConfig, index: number): Sou
         ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
         ...(source.city === undefined ? {} : { city: source.city }),
         ...(source.topics === undefined ? {} : { topics: source.topics }),
+        ...(source.vehicles === undefined ? {} : { vehicles: source.vehicles }),
       });
     case 'http-poll':
       return createHttpPollSource({

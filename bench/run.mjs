@@ -10,10 +10,17 @@
 //                      [--mixed-clients 2000] [--mixed-rates 100,400] [--batch-pause-ms 20] [--batch-run-ms 5]
 //                      [--compressed-runs citypulse:plain,citypulse:deflate,...] [--compressed-rates 50,100,200,400]
 //                      [--compressed-clients 2000] [--compressed-entities 8]
+//                      [--transit-runs citypulse:plain,citypulse:deflate,...] [--transit-vehicles 1000]
+//                      [--transit-batches 1000,100] [--transit-clients 2000] [--transit-duration 10]
+//                      [--transit-warmup 2.5] [--transit-probes 20]
 //                      [--cpu-prof] [--update-docs] [--out FILE]
 //
 // Scenario E (compressed fan-out, issue 13) is not in the default list: `--scenario E` (or A,B,C,D,E) runs it. Its
 // SVG charts go to docs/ with --update-docs, else beside the results file.
+// Scenario T (transit, issue 12) is not in the default list either: `--scenario T`. A fleet of --transit-vehicles
+// each reporting once a second, published as UPDATEs of --transit-batches vehicles (1000: one UPDATE a second, as
+// the simulator and a GTFS-Realtime poll produce it; 100: ten a second), to --transit-clients subscribed to
+// `transit`, with and without permessage-deflate, on citypulse and the coalescing reference.
 //
 // Every loop is bounded in count and time; every child process exits by itself (see harness.mjs, loadgen.mjs).
 
@@ -89,6 +96,13 @@ const { values: flags } = parseArgs({
     'compressed-rates': { type: 'string' },
     'compressed-clients': { type: 'string' },
     'compressed-entities': { type: 'string', default: '8' },
+    'transit-runs': { type: 'string' },
+    'transit-vehicles': { type: 'string', default: '1000' },
+    'transit-batches': { type: 'string' },
+    'transit-clients': { type: 'string' },
+    'transit-duration': { type: 'string' },
+    'transit-warmup': { type: 'string' },
+    'transit-probes': { type: 'string', default: '20' },
     'alt-root': { type: 'string' },
     'citypulse-options': { type: 'string' },
     'alt-options': { type: 'string' },
@@ -103,7 +117,7 @@ if (flags.help) {
   console.log(
     readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
-      .slice(1, 14)
+      .slice(1, 21)
       .join('\n'),
   );
   process.exit(0);
@@ -151,8 +165,25 @@ const config = {
   compressedRates: nums(flags['compressed-rates'], quick ? '200' : '50,100,200,400'),
   compressedClients: Number(flags['compressed-clients'] ?? (quick ? 500 : 2000)),
   compressedEntities: Number(flags['compressed-entities']),
+  transitRuns: list(
+    flags['transit-runs'],
+    'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate',
+  ).map((r) => {
+    const [peer = '', mode = 'deflate'] = r.split(':');
+    return { peer, deflate: mode === 'deflate' };
+  }),
+  transitVehicles: Number(flags['transit-vehicles']),
+  transitBatches: nums(flags['transit-batches'], quick ? '1000' : '1000,100'),
+  transitClients: Number(flags['transit-clients'] ?? (quick ? 500 : 2000)),
+  transitDurationMs: Number(flags['transit-duration'] ?? (quick ? 4 : 10)) * 1000,
+  transitWarmupMs: Number(flags['transit-warmup'] ?? 2.5) * 1000,
+  transitProbes: Number(flags['transit-probes']),
 };
-for (const p of [...config.peers, ...config.compressedRuns.map((r) => r.peer)])
+for (const p of [
+  ...config.peers,
+  ...config.compressedRuns.map((r) => r.peer),
+  ...config.transitRuns.map((r) => r.peer),
+])
   if (!(p in PEERS)) throw new Error(`unknown peer '${p}' (known: ${Object.keys(PEERS).join(', ')})`);
 if (!['lite', 'ws'].includes(config.client)) throw new Error('--client must be lite or ws');
 
@@ -166,8 +197,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 
 const log = (...args) => console.error('[bench]', ...args);
 
-/** Starts the peer on core 0 and a load generator on core 1. */
-async function startPair(peerName, { profile = config.cpuProf } = {}) {
+/** Starts the peer on core 0 (serving `topics`) and a load generator on core 1. */
+async function startPair(peerName, { profile = config.cpuProf, topics = CITY_TOPICS } = {}) {
   const peer = PEERS[peerName];
   const nodeArgs = ['--expose-gc'];
   if (peer.tsx) nodeArgs.push('--import', 'tsx');
@@ -179,7 +210,7 @@ async function startPair(peerName, { profile = config.cpuProf } = {}) {
     nodeArgs,
     env: {
       ...peer.env,
-      BENCH_TOPICS: CITY_TOPICS.join(','),
+      BENCH_TOPICS: topics.join(','),
       ...(peer.alt ? { CITYPULSE_ROOT: flags['alt-root'] ?? root } : {}),
       CITYPULSE_OPTIONS: (peer.alt ? flags['alt-options'] : flags['citypulse-options']) ?? '{}',
     },
@@ -249,10 +280,10 @@ async function drain(pair) {
  * Measures a step; when other processes took more than --noise-pct of a benchmark core during the window, measures
  * it again (up to --repeat windows) and keeps the quietest window.
  */
-async function measureStep(pair, rate, plans, subscribers) {
+async function measureStep(pair, rate, plans, subscribers, timing = {}) {
   let best = null;
   for (let i = 0; i < config.repeat; i += 1) {
-    const s = await measureWindow(pair, rate, plans, subscribers);
+    const s = await measureWindow(pair, rate, plans, subscribers, timing);
     s.windows = i + 1;
     if (best === null || s.otherCore0Pct + s.otherCore1Pct < best.otherCore0Pct + best.otherCore1Pct)
       best = { ...s };
@@ -266,17 +297,22 @@ async function measureStep(pair, rate, plans, subscribers) {
   return best;
 }
 
-/** One measuring window at `rate` msg/s with `plans`; `subscribers` maps topic -> subscriber count. */
-async function measureWindow(pair, rate, plans, subscribers) {
+/**
+ * One measuring window at `rate` msg/s with `plans`; `subscribers` maps topic -> subscriber count. `timing` may
+ * override the warm-up and window lengths (ms).
+ */
+async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
+  const warmupMs = timing.warmupMs ?? config.warmupMs;
+  const durationMs = timing.durationMs ?? config.durationMs;
   await pair.server.request('publish', { rate, plans });
-  await sleep(config.warmupMs);
+  await sleep(warmupMs);
   const s0 = await pair.server.request('stats');
   await pair.loadgen.request('reset', {}, 20_000);
   const c0 = cpuTimes(pair.server.pid);
   const l0 = cpuTimes(pair.loadgen.pid);
   const k0 = coreTimes();
   const t0 = performance.now();
-  await sleep(config.durationMs);
+  await sleep(durationMs);
   const report = await pair.loadgen.request('report', {}, 20_000);
   const c1 = cpuTimes(pair.server.pid);
   const l1 = cpuTimes(pair.loadgen.pid);
@@ -330,6 +366,8 @@ async function measureWindow(pair, rate, plans, subscribers) {
     drainMs: d.ms,
     // Bytes the counting clients read per frame (compressed or not): what a message costs on the wire.
     wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
+    // Bytes per second the counting (lite) clients read, all of them together.
+    wireBytesPerSec: report.wireBytes / seconds,
   };
   step.behind =
     (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
@@ -516,6 +554,50 @@ async function scenarioE(peerName, deflate) {
   }
 }
 
+/**
+ * Scenario T, one run: a transit fleet of `config.transitVehicles` vehicles, each reporting once a second, fanned out
+ * to `config.transitClients` clients subscribed to `transit` (offering permessage-deflate as Chrome does, or not).
+ * One step per batch size: UPDATEs of `batch` vehicles at `vehicles / batch` per second.
+ */
+async function scenarioT(peerName, deflate) {
+  const pair = await startPair(peerName, { topics: ['transit'] });
+  try {
+    const conn = await connect(pair, {
+      n: config.transitClients,
+      subs: 'single:transit',
+      concurrency: 200,
+      readMode: 'immediate',
+      probes: config.transitProbes,
+      deflate,
+    });
+    const liteClients = Math.max(1, conn.connected - config.transitProbes);
+    const steps = [];
+    for (const batch of config.transitBatches) {
+      const rate = config.transitVehicles / batch;
+      const plans = [
+        { name: 'transit', weight: 1, size: batch, fleet: config.transitVehicles, kind: 'transit' },
+      ];
+      const step = await measureStep(pair, rate, plans, conn.subscribers, {
+        warmupMs: config.transitWarmupMs,
+        durationMs: config.transitDurationMs,
+      });
+      step.clients = conn.connected;
+      step.batch = batch;
+      step.vehicleUpdatesPerSec = step.deliveredPerSec * batch;
+      step.bytesPerClientPerSec = step.wireBytesPerSec / liteClients;
+      logStep(`${peerName}${deflate ? ' (deflate)' : ''}`, `T batch ${batch}`, step);
+      log(
+        `    vehicle updates/s ${fmt(step.vehicleUpdatesPerSec)}, bytes/msg ${fmt(step.wireBytesPerFrame, 1)}, ` +
+          `bytes per client per s ${fmt(step.bytesPerClientPerSec)}`,
+      );
+      steps.push(step);
+    }
+    return { connected: conn.connected, steps };
+  } finally {
+    await stopPair(pair);
+  }
+}
+
 const runLabel = (r) =>
   `${PEERS[r.peer]?.label ?? r.peer}${r.deflate ? (r.peer.includes('deflate') ? '' : ', deflate') : ', plain'}`;
 const runKey = (r) => `${r.peer}:${r.deflate ? 'deflate' : 'plain'}`;
@@ -594,6 +676,63 @@ function stepRow(label, s, wanted) {
 const STEP_HEADER =
   '| peer | msg/s | demanded/s | delivered/s | ratio | p50 ms | p99 ms | max ms | server CPU % (sys) | CPU µs/delivery | RSS MiB | load-gen CPU % | others on core 0 / 1 % | seq gaps | behind |\n' +
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
+
+/** Scenario T's section of the report (its own block of docs/performance.md). */
+function renderT(T) {
+  const out = [];
+  out.push(
+    `## T. Transit: ${fmt(config.transitVehicles)} vehicles each reporting once a second, ${fmt(config.transitClients)} clients on \`transit\``,
+    '',
+    `Window ${config.transitDurationMs / 1000} s after ${config.transitWarmupMs / 1000} s warm-up; ${config.transitProbes} ` +
+      'parsing probe clients measure publish-to-parsed latency (one sample per probe per UPDATE). Bytes: what the ' +
+      'counting clients read, frame headers included. Runs marked plain offer no extension; deflate ones offer ' +
+      'permessage-deflate as Chrome does.',
+    '',
+    '| peer | vehicles per UPDATE | UPDATEs/s | delivered frames/s | ratio | vehicle updates/s delivered | p50 ms | p99 ms | max ms | bytes/frame | bytes per client per s | server CPU % (sys) | RSS MiB | load-gen CPU % | others on core 0 / 1 % | closed | behind |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
+  for (const r of config.transitRuns)
+    for (const s of T.runs[runKey(r)]?.steps ?? []) {
+      const label =
+        s.clients < config.transitClients
+          ? `${runLabel(r)} (only ${s.clients} clients connected)`
+          : runLabel(r);
+      out.push(
+        `| ${label} | ${fmt(s.batch)} | ${fmt(s.rate, 1)} | ${fmt(s.deliveredPerSec)} | ${fmt(s.deliveryRatio, 3)} | ` +
+          `${fmt(s.vehicleUpdatesPerSec)} | ${fmt(s.latency.p50, 1)} | ${fmt(s.latency.p99, 1)} | ${fmt(s.latency.max, 1)} | ` +
+          `${fmt(s.wireBytesPerFrame)} | ${fmt(s.bytesPerClientPerSec)} | ${fmt(s.serverCpuPct)} (${fmt(s.serverSysPct)}) | ` +
+          `${fmt(s.rssMiB)} | ${fmt(s.loadgenCpuPct)} | ${fmt(s.otherCore0Pct)} / ${fmt(s.otherCore1Pct)} | ${s.closed} | ${s.behind ? 'yes' : ''} |`,
+      );
+    }
+  out.push('');
+  const at = (peer, deflate, batch) =>
+    T.runs[runKey({ peer, deflate })]?.steps.find((s) => s.batch === batch);
+  const rows = [];
+  for (const batch of config.transitBatches)
+    for (const [cp, ref, deflate] of [
+      ['citypulse', 'coalesce', false],
+      ['citypulse', 'coalesce-deflate', true],
+    ]) {
+      const a = at(cp, deflate, batch);
+      const b = at(ref, deflate, batch);
+      if (a === undefined || b === undefined) continue;
+      rows.push(
+        `| ${batch} | ${deflate ? 'deflate' : 'plain'} | ${ratio(a.deliveredPerSec, b.deliveredPerSec, 2)} | ` +
+          `${ratio(a.latency.p99, b.latency.p99, 2)} | ${ratio(a.bytesPerClientPerSec, b.bytesPerClientPerSec, 2)} | ` +
+          `${ratio(a.serverCpuPct, b.serverCpuPct, 2)} |`,
+      );
+    }
+  if (rows.length > 0)
+    out.push(
+      '### citypulse ÷ coalescing reference (same run)',
+      '',
+      '| vehicles per UPDATE | wire | delivered/s | p99 | bytes per client per s | server CPU |',
+      '|---:|---|---:|---:|---:|---:|',
+      ...rows,
+      '',
+    );
+  return out.join('\n');
+}
 
 /** Scenario E's section of the report (its own block of docs/performance.md). */
 function renderE(E) {
@@ -745,6 +884,7 @@ function render(results, meta) {
     out.push('');
   }
   if (results.E) out.push(renderE(results.E));
+  if (results.T) out.push(renderT(results.T));
   if (meta.errors.length > 0) {
     out.push('## Errors', '', ...meta.errors.map((e) => `- ${e}`), '');
   }
@@ -811,7 +951,8 @@ async function main() {
           results.D[p] = await guard(`D ${p}`, () => scenarioD(p));
           break;
         case 'E':
-          break; // its own list of runs, below
+        case 'T':
+          break; // their own lists of runs, below
         default:
           throw new Error(`unknown scenario '${scenario}'`);
       }
@@ -830,6 +971,13 @@ async function main() {
         );
         if (got) results.E.idle[deflate ? 'deflate' : 'plain'] = got;
       }
+  }
+  if (results.T) {
+    results.T = { runs: {} };
+    for (const r of config.transitRuns) {
+      const got = await guard(`T ${runKey(r)}`, () => scenarioT(r.peer, r.deflate));
+      if (got) results.T.runs[runKey(r)] = got;
+    }
   }
   const md = render(results, meta);
   const day = date.slice(0, 10);
@@ -853,7 +1001,8 @@ function writeCharts(E, meta, dir) {
 
 /**
  * Replaces the text between the bench markers of docs/performance.md: `bench:begin/end` with the scenarios A-D of
- * this run (when it ran any), `bench-e:begin/end` with scenario E (when it ran).
+ * this run (when it ran any), `bench-e:begin/end` with scenario E and `bench-t:begin/end` with scenario T (when
+ * they ran).
  */
 function updateDocs(md, results) {
   const file = join(root, 'docs', 'performance.md');
@@ -870,12 +1019,19 @@ function updateDocs(md, results) {
   const demote = (body) =>
     body.replace(/^## /gm, '### ').replace(/^### (?=Read mode|Peak|Targets)/gm, '#### ');
   if (['A', 'B', 'C', 'D'].some((k) => results[k] !== undefined)) {
-    const main = md.split('\n## E. ')[0] ?? md;
+    const main = md.split(/\n## [ET]\. /)[0] ?? md;
     replace('bench', demote(main.replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')));
   }
   if (results.E !== undefined) {
     const date = /^# citypulse benchmark — (.*)$/m.exec(md)?.[1] ?? '';
     replace('bench-e', demote(`Run of ${date}.\n\n${renderE(results.E)}`));
+  }
+  if (results.T !== undefined) {
+    const date = /^# citypulse benchmark — (.*)$/m.exec(md)?.[1] ?? '';
+    replace(
+      'bench-t',
+      demote(`Run of ${date}.\n\n${renderT(results.T)}`).replace(/^### (?=citypulse ÷)/m, '#### '),
+    );
   }
   writeFileSync(file, text);
 }

@@ -10,12 +10,14 @@ const root =
 const { createServer } = await import(pathToFileURL(join(root, 'src/app/create-server.ts')).href);
 const { silentLogger } = await import(pathToFileURL(join(root, 'src/shared/logger.ts')).href);
 
-await runPeer(async ({ port }) => {
+await runPeer(async ({ port, topics }) => {
   // CITYPULSE_OPTIONS: JSON merged into the createServer options (e.g. {"highWaterBytes":131072}).
   const extra = JSON.parse(process.env.CITYPULSE_OPTIONS ?? '{}');
   const server = await createServer({
     port,
     host: '127.0.0.1',
+    // The driver's topics (BENCH_TOPICS): the four city topics, or `transit` for scenario T.
+    topics,
     source: 'none',
     publishKeys: ['bench-key'],
     logger: silentLogger,

@@ -56,6 +56,14 @@ const PEERS = {
     kind: 'ws',
     env: { BENCH_DEFLATE: '1' },
   },
+  // Scenario T: citypulse with its own simulator's transit fleet as the producer (through the aggregator).
+  'citypulse-sim': {
+    label: 'citypulse, simulator producer',
+    script: 'peers/citypulse.mjs',
+    kind: 'ws',
+    tsx: true,
+    env: { BENCH_PRODUCER: 'simulator' },
+  },
   // Another checkout of citypulse (--alt-root DIR), to measure a change against the current code in one run.
   'citypulse-alt': {
     label: 'citypulse (alt)',
@@ -167,7 +175,7 @@ const config = {
   compressedEntities: Number(flags['compressed-entities']),
   transitRuns: list(
     flags['transit-runs'],
-    'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate',
+    'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate,citypulse-sim:plain,citypulse-sim:deflate',
   ).map((r) => {
     const [peer = '', mode = 'deflate'] = r.split(':');
     return { peer, deflate: mode === 'deflate' };
@@ -198,7 +206,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 const log = (...args) => console.error('[bench]', ...args);
 
 /** Starts the peer on core 0 (serving `topics`) and a load generator on core 1. */
-async function startPair(peerName, { profile = config.cpuProf, topics = CITY_TOPICS } = {}) {
+async function startPair(peerName, { profile = config.cpuProf, topics = CITY_TOPICS, env = {} } = {}) {
   const peer = PEERS[peerName];
   const nodeArgs = ['--expose-gc'];
   if (peer.tsx) nodeArgs.push('--import', 'tsx');
@@ -210,6 +218,7 @@ async function startPair(peerName, { profile = config.cpuProf, topics = CITY_TOP
     nodeArgs,
     env: {
       ...peer.env,
+      ...env,
       BENCH_TOPICS: topics.join(','),
       ...(peer.alt ? { CITYPULSE_ROOT: flags['alt-root'] ?? root } : {}),
       CITYPULSE_OPTIONS: (peer.alt ? flags['alt-options'] : flags['citypulse-options']) ?? '{}',
@@ -306,7 +315,14 @@ async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
   const durationMs = timing.durationMs ?? config.durationMs;
   await pair.server.request('publish', { rate, plans });
   await sleep(warmupMs);
-  const s0 = await pair.server.request('stats');
+  let s0 = await pair.server.request('stats');
+  if (s0.extra?.lastAt > 0) {
+    // A producer ticking once a second (scenario T's simulator): start the window halfway between two ticks, so a
+    // window of whole seconds holds exactly that many ticks whatever their phase.
+    const sinceMs = (s0.at - s0.extra.lastAt) / 1000;
+    await sleep((((500 - sinceMs) % 1000) + 1000) % 1000);
+    s0 = await pair.server.request('stats');
+  }
   await pair.loadgen.request('reset', {}, 20_000);
   const c0 = cpuTimes(pair.server.pid);
   const l0 = cpuTimes(pair.loadgen.pid);
@@ -324,11 +340,14 @@ async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
   await pair.server.request('stop');
   const seconds = (t1 - t0) / 1000;
   const serverSeconds = (s1.at - s0.at) / 1e6;
+  // A peer with its own producer (scenario T's simulator) reports what it published in `extra`.
+  const p0 = s0.extra ?? s0;
+  const p1 = s1.extra ?? s1;
   let demanded = 0;
-  for (const [topic, count] of Object.entries(s1.publishedByTopic)) {
-    demanded += (count - (s0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
+  for (const [topic, count] of Object.entries(p1.publishedByTopic)) {
+    demanded += (count - (p0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
   }
-  const publishedPerSec = (s1.published - s0.published) / serverSeconds;
+  const publishedPerSec = (p1.published - p0.published) / serverSeconds;
   // Demand is what the target rate asks for: messages the publisher had to skip because the server's event loop
   // was too slow count as undelivered.
   const demandedPerSec = publishedPerSec > 0 ? (demanded / serverSeconds) * (rate / publishedPerSec) : 0;
@@ -368,6 +387,11 @@ async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
     wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
     // Bytes per second the counting (lite) clients read, all of them together.
     wireBytesPerSec: report.wireBytes / seconds,
+    // Upserts per UPDATE the peer's own producer published (scenario T's simulator), when it has one.
+    producedUpsertsPerUpdate:
+      s1.extra && p1.published > p0.published
+        ? (s1.extra.upserts - s0.extra.upserts) / (p1.published - p0.published)
+        : null,
   };
   step.behind =
     (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
@@ -560,7 +584,12 @@ async function scenarioE(peerName, deflate) {
  * One step per batch size: UPDATEs of `batch` vehicles at `vehicles / batch` per second.
  */
 async function scenarioT(peerName, deflate) {
-  const pair = await startPair(peerName, { topics: ['transit'] });
+  const pair = await startPair(peerName, {
+    topics: ['transit'],
+    env: { BENCH_TRANSIT_VEHICLES: String(config.transitVehicles) },
+  });
+  // The simulator producer publishes one UPDATE per tick (a second) with every vehicle that moved: one step.
+  const producer = PEERS[peerName]?.env?.BENCH_PRODUCER === 'simulator';
   try {
     const conn = await connect(pair, {
       n: config.transitClients,
@@ -572,7 +601,7 @@ async function scenarioT(peerName, deflate) {
     });
     const liteClients = Math.max(1, conn.connected - config.transitProbes);
     const steps = [];
-    for (const batch of config.transitBatches) {
+    for (const batch of producer ? [config.transitVehicles] : config.transitBatches) {
       const rate = config.transitVehicles / batch;
       const plans = [
         { name: 'transit', weight: 1, size: batch, fleet: config.transitVehicles, kind: 'transit' },
@@ -582,8 +611,8 @@ async function scenarioT(peerName, deflate) {
         durationMs: config.transitDurationMs,
       });
       step.clients = conn.connected;
-      step.batch = batch;
-      step.vehicleUpdatesPerSec = step.deliveredPerSec * batch;
+      step.batch = step.producedUpsertsPerUpdate ?? batch;
+      step.vehicleUpdatesPerSec = step.deliveredPerSec * step.batch;
       step.bytesPerClientPerSec = step.wireBytesPerSec / liteClients;
       logStep(`${peerName}${deflate ? ' (deflate)' : ''}`, `T batch ${batch}`, step);
       log(
@@ -706,28 +735,38 @@ function renderT(T) {
     }
   out.push('');
   const at = (peer, deflate, batch) =>
-    T.runs[runKey({ peer, deflate })]?.steps.find((s) => s.batch === batch);
+    T.runs[runKey({ peer, deflate })]?.steps.find((s) => batch === null || s.batch === batch);
   const rows = [];
-  for (const batch of config.transitBatches)
-    for (const [cp, ref, deflate] of [
-      ['citypulse', 'coalesce', false],
-      ['citypulse', 'coalesce-deflate', true],
-    ]) {
-      const a = at(cp, deflate, batch);
-      const b = at(ref, deflate, batch);
-      if (a === undefined || b === undefined) continue;
-      rows.push(
-        `| ${batch} | ${deflate ? 'deflate' : 'plain'} | ${ratio(a.deliveredPerSec, b.deliveredPerSec, 2)} | ` +
-          `${ratio(a.latency.p99, b.latency.p99, 2)} | ${ratio(a.bytesPerClientPerSec, b.bytesPerClientPerSec, 2)} | ` +
-          `${ratio(a.serverCpuPct, b.serverCpuPct, 2)} |`,
+  const compare = (label, a, b, deflate) => {
+    if (a === undefined || b === undefined) return;
+    rows.push(
+      `| ${label} | ${deflate ? 'deflate' : 'plain'} | ${ratio(a.deliveredPerSec, b.deliveredPerSec, 2)} | ` +
+        `${ratio(a.latency.p99, b.latency.p99, 2)} | ${ratio(a.bytesPerClientPerSec, b.bytesPerClientPerSec, 2)} | ` +
+        `${ratio(a.serverCpuPct, b.serverCpuPct, 2)} |`,
+    );
+  };
+  for (const deflate of [false, true]) {
+    const ref = deflate ? 'coalesce-deflate' : 'coalesce';
+    for (const batch of config.transitBatches)
+      compare(
+        `citypulse, ${batch} per UPDATE`,
+        at('citypulse', deflate, batch),
+        at(ref, deflate, batch),
+        deflate,
       );
-    }
+    compare(
+      `citypulse with the simulator producer ÷ reference at ${config.transitVehicles} per UPDATE`,
+      at('citypulse-sim', deflate, null),
+      at(ref, deflate, config.transitVehicles),
+      deflate,
+    );
+  }
   if (rows.length > 0)
     out.push(
       '### citypulse ÷ coalescing reference (same run)',
       '',
-      '| vehicles per UPDATE | wire | delivered/s | p99 | bytes per client per s | server CPU |',
-      '|---:|---|---:|---:|---:|---:|',
+      '| run | wire | delivered/s | p99 | bytes per client per s | server CPU |',
+      '|---|---|---:|---:|---:|---:|',
       ...rows,
       '',
     );

@@ -1,14 +1,27 @@
 // Peer 5: citypulse itself, run from source through the tsx loader (`node --import tsx`). The publisher runs in
 // this process and goes through `server.service.broadcastToTopic(...)`, so the HTTP publish path is not measured.
+// BENCH_PRODUCER=simulator (scenario T): the harness's publishes are ignored; the built-in simulator's transit fleet
+// (BENCH_TRANSIT_VEHICLES vehicles, one tick a second) is the producer, through the aggregator (validation, diff,
+// fold), as `citypulse serve` runs it. Its UPDATEs and upserts are counted for the driver (`extra` in stats).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { runPeer } from './harness.mjs';
+import { nowMicros, runPeer } from './harness.mjs';
 
 // CITYPULSE_ROOT points at another checkout (a branch, a prototype) to compare it with this one in the same run.
 const root =
   process.env.CITYPULSE_ROOT ?? join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 const { createServer } = await import(pathToFileURL(join(root, 'src/app/create-server.ts')).href);
 const { silentLogger } = await import(pathToFileURL(join(root, 'src/shared/logger.ts')).href);
+const simulatorProducer = process.env.BENCH_PRODUCER === 'simulator';
+const sources = simulatorProducer
+  ? [
+      (await import(pathToFileURL(join(root, 'src/aggregator/simulator.ts')).href)).createSimulator({
+        topics: ['transit'],
+        vehicles: Number(process.env.BENCH_TRANSIT_VEHICLES ?? 1000),
+        intervalMs: 1000,
+      }),
+    ]
+  : undefined;
 
 await runPeer(async ({ port, topics }) => {
   // CITYPULSE_OPTIONS: JSON merged into the createServer options (e.g. {"highWaterBytes":131072}).
@@ -19,6 +32,7 @@ await runPeer(async ({ port, topics }) => {
     // The driver's topics (BENCH_TOPICS): the four city topics, or `transit` for scenario T.
     topics,
     source: 'none',
+    ...(sources === undefined ? {} : { sources }),
     publishKeys: ['bench-key'],
     logger: silentLogger,
     // The load generator opens every client from 127.0.0.1: lift the per-IP and total connection caps.
@@ -26,11 +40,26 @@ await runPeer(async ({ port, topics }) => {
     maxConnectionsPerIp: Number.POSITIVE_INFINITY,
     ...extra,
   });
+  // What the aggregator publishes (the simulator producer's UPDATEs), counted on the way to the service.
+  const produced = { published: 0, publishedByTopic: {}, upserts: 0, lastAt: 0 };
+  if (simulatorProducer) {
+    const publish = server.service.publish.bind(server.service);
+    server.service.publish = (topic, message) => {
+      if (message.type === 'UPDATE') {
+        produced.published += 1;
+        produced.publishedByTopic[topic] = (produced.publishedByTopic[topic] ?? 0) + 1;
+        produced.upserts += message.data?.upserts?.length ?? 0;
+        produced.lastAt = nowMicros();
+      }
+      return publish(topic, message);
+    };
+  }
   return {
     port: server.port,
     publish(topic, message) {
-      server.service.broadcastToTopic(topic, message);
+      if (!simulatorProducer) server.service.broadcastToTopic(topic, message);
     },
+    extraStats: simulatorProducer ? () => structuredClone(produced) : undefined,
     clientCount: () => server.service.getClientCount(),
     close: () => server.close(),
   };

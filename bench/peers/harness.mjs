@@ -277,6 +277,8 @@ export async function runPeer(start) {
           dropped: typeof adapter.dropped === 'function' ? adapter.dropped() : 0,
           clients: adapter.clientCount(),
           memory: memoryUsage(),
+          // A peer whose own producer publishes (citypulse with BENCH_PRODUCER=simulator) counts it here.
+          extra: typeof adapter.extraStats === 'function' ? adapter.extraStats() : null,
         });
         break;
       }

@@ -289,10 +289,10 @@ async function drain(pair) {
  * Measures a step; when other processes took more than --noise-pct of a benchmark core during the window, measures
  * it again (up to --repeat windows) and keeps the quietest window.
  */
-async function measureStep(pair, rate, plans, subscribers, timing = {}) {
+async function measureStep(pair, rate, plans, subscribers) {
   let best = null;
   for (let i = 0; i < config.repeat; i += 1) {
-    const s = await measureWindow(pair, rate, plans, subscribers, timing);
+    const s = await measureWindow(pair, rate, plans, subscribers);
     s.windows = i + 1;
     if (best === null || s.otherCore0Pct + s.otherCore1Pct < best.otherCore0Pct + best.otherCore1Pct)
       best = { ...s };
@@ -306,29 +306,17 @@ async function measureStep(pair, rate, plans, subscribers, timing = {}) {
   return best;
 }
 
-/**
- * One measuring window at `rate` msg/s with `plans`; `subscribers` maps topic -> subscriber count. `timing` may
- * override the warm-up and window lengths (ms).
- */
-async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
-  const warmupMs = timing.warmupMs ?? config.warmupMs;
-  const durationMs = timing.durationMs ?? config.durationMs;
+/** One measuring window at `rate` msg/s with `plans`; `subscribers` maps topic -> subscriber count. */
+async function measureWindow(pair, rate, plans, subscribers) {
   await pair.server.request('publish', { rate, plans });
-  await sleep(warmupMs);
-  let s0 = await pair.server.request('stats');
-  if (s0.extra?.lastAt > 0) {
-    // A producer ticking once a second (scenario T's simulator): start the window halfway between two ticks, so a
-    // window of whole seconds holds exactly that many ticks whatever their phase.
-    const sinceMs = (s0.at - s0.extra.lastAt) / 1000;
-    await sleep((((500 - sinceMs) % 1000) + 1000) % 1000);
-    s0 = await pair.server.request('stats');
-  }
+  await sleep(config.warmupMs);
+  const s0 = await pair.server.request('stats');
   await pair.loadgen.request('reset', {}, 20_000);
   const c0 = cpuTimes(pair.server.pid);
   const l0 = cpuTimes(pair.loadgen.pid);
   const k0 = coreTimes();
   const t0 = performance.now();
-  await sleep(durationMs);
+  await sleep(config.durationMs);
   const report = await pair.loadgen.request('report', {}, 20_000);
   const c1 = cpuTimes(pair.server.pid);
   const l1 = cpuTimes(pair.loadgen.pid);
@@ -340,14 +328,11 @@ async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
   await pair.server.request('stop');
   const seconds = (t1 - t0) / 1000;
   const serverSeconds = (s1.at - s0.at) / 1e6;
-  // A peer with its own producer (scenario T's simulator) reports what it published in `extra`.
-  const p0 = s0.extra ?? s0;
-  const p1 = s1.extra ?? s1;
   let demanded = 0;
-  for (const [topic, count] of Object.entries(p1.publishedByTopic)) {
-    demanded += (count - (p0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
+  for (const [topic, count] of Object.entries(s1.publishedByTopic)) {
+    demanded += (count - (s0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
   }
-  const publishedPerSec = (p1.published - p0.published) / serverSeconds;
+  const publishedPerSec = (s1.published - s0.published) / serverSeconds;
   // Demand is what the target rate asks for: messages the publisher had to skip because the server's event loop
   // was too slow count as undelivered.
   const demandedPerSec = publishedPerSec > 0 ? (demanded / serverSeconds) * (rate / publishedPerSec) : 0;
@@ -385,13 +370,6 @@ async function measureWindow(pair, rate, plans, subscribers, timing = {}) {
     drainMs: d.ms,
     // Bytes the counting clients read per frame (compressed or not): what a message costs on the wire.
     wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
-    // Bytes per second the counting (lite) clients read, all of them together.
-    wireBytesPerSec: report.wireBytes / seconds,
-    // Upserts per UPDATE the peer's own producer published (scenario T's simulator), when it has one.
-    producedUpsertsPerUpdate:
-      s1.extra && p1.published > p0.published
-        ? (s1.extra.upserts - s0.extra.upserts) / (p1.published - p0.published)
-        : null,
   };
   step.behind =
     (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
@@ -579,16 +557,92 @@ async function scenarioE(peerName, deflate) {
 }
 
 /**
+ * Scenario T's measurement of one step. At one to ten UPDATEs a second a fixed window holds a whole number of
+ * publishes give or take one (10 % at 1/s) while each may take a second to reach 2,000 clients, so T counts
+ * exactly instead: warm up (publish, stop, drain), then publish for the window, stop, and count every frame until
+ * the clients are quiet. Ratio = frames / (UPDATEs published × subscribers); per-second figures are per second of
+ * load (publishes ÷ rate), CPU included (the drain's CPU is the load's).
+ */
+async function measureTransit(pair, rate, plans, subscribers, liteClients) {
+  await pair.server.request('publish', { rate, plans });
+  await sleep(config.transitWarmupMs);
+  await pair.server.request('stop');
+  await drain(pair);
+  const s0 = await pair.server.request('stats');
+  await pair.loadgen.request('reset', {}, 20_000);
+  const c0 = cpuTimes(pair.server.pid);
+  const l0 = cpuTimes(pair.loadgen.pid);
+  const k0 = coreTimes();
+  const t0 = performance.now();
+  await pair.server.request('publish', { rate, plans });
+  await sleep(config.transitDurationMs);
+  await pair.server.request('stop');
+  const s1 = await pair.server.request('stats');
+  const d = await drain(pair);
+  const report = await pair.loadgen.request('report', {}, 20_000);
+  const c1 = cpuTimes(pair.server.pid);
+  const l1 = cpuTimes(pair.loadgen.pid);
+  const k1 = coreTimes();
+  const elapsed = (performance.now() - t0) / 1000;
+  const mem = memory(pair.server.pid);
+  // UPDATEs: the harness's publishes, or what the peer's own producer published (the simulator producer).
+  const p0 = s0.extra ?? s0;
+  const p1 = s1.extra ?? s1;
+  const updates = p1.published - p0.published;
+  let demanded = 0;
+  for (const [topic, count] of Object.entries(p1.publishedByTopic))
+    demanded += (count - (p0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
+  const loadSeconds = Math.max(1e-3, (s1.published - s0.published) / rate);
+  const serverCpu = c1.user + c1.system - c0.user - c0.system;
+  const loadgenCpu = l1.user + l1.system - l0.user - l0.system;
+  const step = {
+    rate,
+    updates,
+    upsertsPerUpdate:
+      s1.extra && updates > 0 ? (s1.extra.upserts - s0.extra.upserts) / updates : plans[0].size,
+    publishedPerSec: updates / loadSeconds,
+    demandedPerSec: demanded / loadSeconds,
+    deliveredPerSec: report.frames / loadSeconds,
+    deliveryRatio: demanded > 0 ? report.frames / demanded : null,
+    latency: report.latency,
+    seqGaps: report.seqGaps,
+    seqDisorder: report.seqDisorder,
+    closed: report.closed,
+    dropped: s1.dropped - s0.dropped,
+    publisherLagTicks: s1.lagTicks - s0.lagTicks,
+    serverCpuPct: (serverCpu / loadSeconds) * 100,
+    serverSysPct: ((c1.system - c0.system) / loadSeconds) * 100,
+    cpuMicrosPerDelivery: report.frames > 0 ? (serverCpu / report.frames) * 1e6 : null,
+    rssMiB: mem.rss / 2 ** 20,
+    hwmMiB: mem.hwm / 2 ** 20,
+    heapMiB: s1.memory.heapUsed / 2 ** 20,
+    loadgenCpuPct: (loadgenCpu / loadSeconds) * 100,
+    otherCore0Pct: Math.max(0, (((k1[0]?.busy ?? 0) - (k0[0]?.busy ?? 0) - serverCpu) / elapsed) * 100),
+    otherCore1Pct: Math.max(0, (((k1[1]?.busy ?? 0) - (k0[1]?.busy ?? 0) - loadgenCpu) / elapsed) * 100),
+    drained: d.drained,
+    drainMs: d.ms,
+    wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
+    bytesPerClientPerSec: report.wireBytes / liteClients / loadSeconds,
+  };
+  step.vehicleUpdatesPerSec = step.deliveredPerSec * step.upsertsPerUpdate;
+  step.behind =
+    (step.deliveryRatio !== null && step.deliveryRatio < config.behindRatio) ||
+    !d.drained ||
+    (report.latency.p99 !== null && report.latency.p99 > 1000);
+  return step;
+}
+
+/**
  * Scenario T, one run: a transit fleet of `config.transitVehicles` vehicles, each reporting once a second, fanned out
  * to `config.transitClients` clients subscribed to `transit` (offering permessage-deflate as Chrome does, or not).
- * One step per batch size: UPDATEs of `batch` vehicles at `vehicles / batch` per second.
+ * One step per batch size: UPDATEs of `batch` vehicles at `vehicles / batch` per second. The simulator producer
+ * (citypulse-sim) has one step: a fleet tick a second through the aggregator, one UPDATE of the vehicles that moved.
  */
 async function scenarioT(peerName, deflate) {
   const pair = await startPair(peerName, {
     topics: ['transit'],
     env: { BENCH_TRANSIT_VEHICLES: String(config.transitVehicles) },
   });
-  // The simulator producer publishes one UPDATE per tick (a second) with every vehicle that moved: one step.
   const producer = PEERS[peerName]?.env?.BENCH_PRODUCER === 'simulator';
   try {
     const conn = await connect(pair, {
@@ -603,21 +657,17 @@ async function scenarioT(peerName, deflate) {
     const steps = [];
     for (const batch of producer ? [config.transitVehicles] : config.transitBatches) {
       const rate = config.transitVehicles / batch;
-      const plans = [
-        { name: 'transit', weight: 1, size: batch, fleet: config.transitVehicles, kind: 'transit' },
-      ];
-      const step = await measureStep(pair, rate, plans, conn.subscribers, {
-        warmupMs: config.transitWarmupMs,
-        durationMs: config.transitDurationMs,
-      });
+      // The simulator producer ignores the harness's messages (each publish is a fleet tick): keep them tiny.
+      const plans = producer
+        ? [{ name: 'transit', weight: 1, size: 0, kind: 'pad' }]
+        : [{ name: 'transit', weight: 1, size: batch, fleet: config.transitVehicles, kind: 'transit' }];
+      const step = await measureTransit(pair, rate, plans, conn.subscribers, liteClients);
       step.clients = conn.connected;
-      step.batch = step.producedUpsertsPerUpdate ?? batch;
-      step.vehicleUpdatesPerSec = step.deliveredPerSec * step.batch;
-      step.bytesPerClientPerSec = step.wireBytesPerSec / liteClients;
+      step.batch = batch;
       logStep(`${peerName}${deflate ? ' (deflate)' : ''}`, `T batch ${batch}`, step);
       log(
-        `    vehicle updates/s ${fmt(step.vehicleUpdatesPerSec)}, bytes/msg ${fmt(step.wireBytesPerFrame, 1)}, ` +
-          `bytes per client per s ${fmt(step.bytesPerClientPerSec)}`,
+        `    vehicle updates/s ${fmt(step.vehicleUpdatesPerSec)}, upserts/UPDATE ${fmt(step.upsertsPerUpdate, 1)}, ` +
+          `bytes/msg ${fmt(step.wireBytesPerFrame, 1)}, bytes per client per s ${fmt(step.bytesPerClientPerSec)}`,
       );
       steps.push(step);
     }
@@ -727,7 +777,7 @@ function renderT(T) {
           ? `${runLabel(r)} (only ${s.clients} clients connected)`
           : runLabel(r);
       out.push(
-        `| ${label} | ${fmt(s.batch)} | ${fmt(s.rate, 1)} | ${fmt(s.deliveredPerSec)} | ${fmt(s.deliveryRatio, 3)} | ` +
+        `| ${label} | ${fmt(s.upsertsPerUpdate, s.upsertsPerUpdate % 1 === 0 ? 0 : 1)} | ${fmt(s.rate, 1)} | ${fmt(s.deliveredPerSec)} | ${fmt(s.deliveryRatio, 3)} | ` +
           `${fmt(s.vehicleUpdatesPerSec)} | ${fmt(s.latency.p50, 1)} | ${fmt(s.latency.p99, 1)} | ${fmt(s.latency.max, 1)} | ` +
           `${fmt(s.wireBytesPerFrame)} | ${fmt(s.bytesPerClientPerSec)} | ${fmt(s.serverCpuPct)} (${fmt(s.serverSysPct)}) | ` +
           `${fmt(s.rssMiB)} | ${fmt(s.loadgenCpuPct)} | ${fmt(s.otherCore0Pct)} / ${fmt(s.otherCore1Pct)} | ${s.closed} | ${s.behind ? 'yes' : ''} |`,

@@ -1,11 +1,12 @@
 // Peer 5: citypulse itself, run from source through the tsx loader (`node --import tsx`). The publisher runs in
 // this process and goes through `server.service.broadcastToTopic(...)`, so the HTTP publish path is not measured.
-// BENCH_PRODUCER=simulator (scenario T): the harness's publishes are ignored; the built-in simulator's transit fleet
-// (BENCH_TRANSIT_VEHICLES vehicles, one tick a second) is the producer, through the aggregator (validation, diff,
-// fold), as `citypulse serve` runs it. Its UPDATEs and upserts are counted for the driver (`extra` in stats).
+// BENCH_PRODUCER=simulator (scenario T): each harness publish is a tick of the simulator's transit fleet
+// (BENCH_TRANSIT_VEHICLES vehicles) reported through the aggregator (validation, diff, fold) as `citypulse serve`
+// runs it; the harness's own message is ignored. The aggregator's UPDATEs and their upserts are counted for the
+// driver (`extra` in stats).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { nowMicros, runPeer } from './harness.mjs';
+import { runPeer } from './harness.mjs';
 
 // CITYPULSE_ROOT points at another checkout (a branch, a prototype) to compare it with this one in the same run.
 const root =
@@ -13,15 +14,41 @@ const root =
 const { createServer } = await import(pathToFileURL(join(root, 'src/app/create-server.ts')).href);
 const { silentLogger } = await import(pathToFileURL(join(root, 'src/shared/logger.ts')).href);
 const simulatorProducer = process.env.BENCH_PRODUCER === 'simulator';
-const sources = simulatorProducer
-  ? [
-      (await import(pathToFileURL(join(root, 'src/aggregator/simulator.ts')).href)).createSimulator({
-        topics: ['transit'],
-        vehicles: Number(process.env.BENCH_TRANSIT_VEHICLES ?? 1000),
-        intervalMs: 1000,
-      }),
-    ]
-  : undefined;
+/** Scenario T's producer: the simulator's transit fleet, stepped once per harness publish. */
+let producer = null;
+if (simulatorProducer) {
+  const { TransitSimulation } = await import(
+    pathToFileURL(join(root, 'src/aggregator/simulator-transit.ts')).href
+  );
+  const { AMSTERDAM } = await import(pathToFileURL(join(root, 'src/aggregator/cities.ts')).href);
+  const fleet = new TransitSimulation(
+    AMSTERDAM,
+    1,
+    'simulator',
+    Number(process.env.BENCH_TRANSIT_VEHICLES ?? 1000),
+  );
+  /** @type {{ emit: (batch: unknown) => void } | null} */
+  let context = null;
+  producer = {
+    // A source like the simulator's (`createSimulator` with topics ['transit']), ticked by the harness's clock.
+    source: {
+      name: 'simulator',
+      kind: 'simulator',
+      topics: ['transit'],
+      start(c) {
+        context = c;
+        context.emit({ topic: 'transit', upserts: fleet.step(Date.now()), complete: true });
+      },
+      async stop() {
+        context = null;
+      },
+    },
+    tick() {
+      context?.emit({ topic: 'transit', upserts: fleet.step(Date.now()), complete: true });
+    },
+  };
+}
+const sources = producer === null ? undefined : [producer.source];
 
 await runPeer(async ({ port, topics }) => {
   // CITYPULSE_OPTIONS: JSON merged into the createServer options (e.g. {"highWaterBytes":131072}).
@@ -41,7 +68,7 @@ await runPeer(async ({ port, topics }) => {
     ...extra,
   });
   // What the aggregator publishes (the simulator producer's UPDATEs), counted on the way to the service.
-  const produced = { published: 0, publishedByTopic: {}, upserts: 0, lastAt: 0 };
+  const produced = { published: 0, publishedByTopic: {}, upserts: 0 };
   if (simulatorProducer) {
     const publish = server.service.publish.bind(server.service);
     server.service.publish = (topic, message) => {
@@ -49,7 +76,6 @@ await runPeer(async ({ port, topics }) => {
         produced.published += 1;
         produced.publishedByTopic[topic] = (produced.publishedByTopic[topic] ?? 0) + 1;
         produced.upserts += message.data?.upserts?.length ?? 0;
-        produced.lastAt = nowMicros();
       }
       return publish(topic, message);
     };
@@ -57,7 +83,8 @@ await runPeer(async ({ port, topics }) => {
   return {
     port: server.port,
     publish(topic, message) {
-      if (!simulatorProducer) server.service.broadcastToTopic(topic, message);
+      if (producer === null) server.service.broadcastToTopic(topic, message);
+      else producer.tick();
     },
     extraStats: simulatorProducer ? () => structuredClone(produced) : undefined,
     clientCount: () => server.service.getClientCount(),

@@ -138,6 +138,12 @@ const list = (value, fallback) =>
     .map((s) => s.trim())
     .filter(Boolean);
 const nums = (value, fallback) => list(value, fallback).map(Number);
+/** `peer:plain,peer:deflate,...` as `{ peer, deflate }` runs. */
+const parseRuns = (value, fallback) =>
+  list(value, fallback).map((r) => {
+    const [peer = '', mode = 'deflate'] = r.split(':');
+    return { peer, deflate: mode === 'deflate' };
+  });
 const citypulseAvailable = existsSync(join(root, 'src/app/create-server.ts'));
 const config = {
   scenarios: list(flags.scenario, 'A,B,C,D').map((s) => s.toUpperCase()),
@@ -163,23 +169,17 @@ const config = {
   nice: Number(flags.nice),
   noisePct: Number(flags['noise-pct']),
   cpuProf: flags['cpu-prof'],
-  compressedRuns: list(
+  compressedRuns: parseRuns(
     flags['compressed-runs'],
     'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate,deflate-ws:deflate',
-  ).map((r) => {
-    const [peer = '', mode = 'deflate'] = r.split(':');
-    return { peer, deflate: mode === 'deflate' };
-  }),
+  ),
   compressedRates: nums(flags['compressed-rates'], quick ? '200' : '50,100,200,400'),
   compressedClients: Number(flags['compressed-clients'] ?? (quick ? 500 : 2000)),
   compressedEntities: Number(flags['compressed-entities']),
-  transitRuns: list(
+  transitRuns: parseRuns(
     flags['transit-runs'],
     'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate,citypulse-sim:plain,citypulse-sim:deflate',
-  ).map((r) => {
-    const [peer = '', mode = 'deflate'] = r.split(':');
-    return { peer, deflate: mode === 'deflate' };
-  }),
+  ),
   transitVehicles: Number(flags['transit-vehicles']),
   transitBatches: nums(flags['transit-batches'], quick ? '1000' : '1000,100'),
   transitClients: Number(flags['transit-clients'] ?? (quick ? 500 : 2000)),
@@ -336,7 +336,6 @@ async function measureWindow(pair, rate, plans, subscribers) {
   // Demand is what the target rate asks for: messages the publisher had to skip because the server's event loop
   // was too slow count as undelivered.
   const demandedPerSec = publishedPerSec > 0 ? (demanded / serverSeconds) * (rate / publishedPerSec) : 0;
-  const serverCpu = c1.user + c1.system - c0.user - c0.system;
   const d = await drain(pair);
   const deliveredPerSec = report.frames / seconds;
   const deliveryRatio = demandedPerSec > 0 ? deliveredPerSec / demandedPerSec : null;
@@ -347,6 +346,28 @@ async function measureWindow(pair, rate, plans, subscribers) {
     publisherLagTicks: s1.lagTicks - s0.lagTicks,
     deliveredPerSec,
     deliveryRatio,
+    ...windowFigures({ report, s0, s1, before: { c0, l0, k0 }, after: { c1, l1, k1 }, mem, seconds }),
+    drained: d.drained,
+    drainMs: d.ms,
+  };
+  step.behind =
+    (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
+    !d.drained ||
+    (report.latency.p99 !== null && report.latency.p99 > 1000);
+  return step;
+}
+
+/**
+ * The figures every measuring window reports from the load generator's `report`, the server's stats `s0`/`s1`, the
+ * CPU samples before and after and the server's memory: CPU per `seconds` of load; others' share of the two cores
+ * per `elapsed` seconds of wall time (default `seconds`).
+ */
+function windowFigures({ report, s0, s1, before, after, mem, seconds, elapsed = seconds }) {
+  const { c0, l0, k0 } = before;
+  const { c1, l1, k1 } = after;
+  const serverCpu = c1.user + c1.system - c0.user - c0.system;
+  const loadgenCpu = l1.user + l1.system - l0.user - l0.system;
+  return {
     latency: report.latency,
     seqGaps: report.seqGaps,
     seqDisorder: report.seqDisorder,
@@ -358,24 +379,13 @@ async function measureWindow(pair, rate, plans, subscribers) {
     rssMiB: mem.rss / 2 ** 20,
     hwmMiB: mem.hwm / 2 ** 20,
     heapMiB: s1.memory.heapUsed / 2 ** 20,
-    loadgenCpuPct: ((l1.user + l1.system - l0.user - l0.system) / seconds) * 100,
+    loadgenCpuPct: (loadgenCpu / seconds) * 100,
     // CPU time other processes took on the two benchmark cores during the window (machine noise).
-    otherCore0Pct: Math.max(0, (((k1[0]?.busy ?? 0) - (k0[0]?.busy ?? 0) - serverCpu) / seconds) * 100),
-    otherCore1Pct: Math.max(
-      0,
-      (((k1[1]?.busy ?? 0) - (k0[1]?.busy ?? 0) - (l1.user + l1.system - l0.user - l0.system)) / seconds) *
-        100,
-    ),
-    drained: d.drained,
-    drainMs: d.ms,
+    otherCore0Pct: Math.max(0, (((k1[0]?.busy ?? 0) - (k0[0]?.busy ?? 0) - serverCpu) / elapsed) * 100),
+    otherCore1Pct: Math.max(0, (((k1[1]?.busy ?? 0) - (k0[1]?.busy ?? 0) - loadgenCpu) / elapsed) * 100),
     // Bytes the counting clients read per frame (compressed or not): what a message costs on the wire.
     wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
   };
-  step.behind =
-    (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
-    !d.drained ||
-    (report.latency.p99 !== null && report.latency.p99 > 1000);
-  return step;
 }
 
 function logStep(peer, mode, s) {
@@ -593,8 +603,6 @@ async function measureTransit(pair, rate, plans, subscribers, liteClients) {
   for (const [topic, count] of Object.entries(p1.publishedByTopic))
     demanded += (count - (p0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
   const loadSeconds = Math.max(1e-3, (s1.published - s0.published) / rate);
-  const serverCpu = c1.user + c1.system - c0.user - c0.system;
-  const loadgenCpu = l1.user + l1.system - l0.user - l0.system;
   const step = {
     rate,
     updates,
@@ -604,24 +612,19 @@ async function measureTransit(pair, rate, plans, subscribers, liteClients) {
     demandedPerSec: demanded / loadSeconds,
     deliveredPerSec: report.frames / loadSeconds,
     deliveryRatio: demanded > 0 ? report.frames / demanded : null,
-    latency: report.latency,
-    seqGaps: report.seqGaps,
-    seqDisorder: report.seqDisorder,
-    closed: report.closed,
-    dropped: s1.dropped - s0.dropped,
     publisherLagTicks: s1.lagTicks - s0.lagTicks,
-    serverCpuPct: (serverCpu / loadSeconds) * 100,
-    serverSysPct: ((c1.system - c0.system) / loadSeconds) * 100,
-    cpuMicrosPerDelivery: report.frames > 0 ? (serverCpu / report.frames) * 1e6 : null,
-    rssMiB: mem.rss / 2 ** 20,
-    hwmMiB: mem.hwm / 2 ** 20,
-    heapMiB: s1.memory.heapUsed / 2 ** 20,
-    loadgenCpuPct: (loadgenCpu / loadSeconds) * 100,
-    otherCore0Pct: Math.max(0, (((k1[0]?.busy ?? 0) - (k0[0]?.busy ?? 0) - serverCpu) / elapsed) * 100),
-    otherCore1Pct: Math.max(0, (((k1[1]?.busy ?? 0) - (k0[1]?.busy ?? 0) - loadgenCpu) / elapsed) * 100),
+    ...windowFigures({
+      report,
+      s0,
+      s1,
+      before: { c0, l0, k0 },
+      after: { c1, l1, k1 },
+      mem,
+      seconds: loadSeconds,
+      elapsed,
+    }),
     drained: d.drained,
     drainMs: d.ms,
-    wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
     bytesPerClientPerSec: report.wireBytes / liteClients / loadSeconds,
   };
   step.vehicleUpdatesPerSec = step.deliveredPerSec * step.upsertsPerUpdate;

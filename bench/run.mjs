@@ -770,8 +770,8 @@ function renderT(T) {
       'counting clients read, frame headers included. Runs marked plain offer no extension; deflate ones offer ' +
       'permessage-deflate as Chrome does.',
     '',
-    '| peer | vehicles per UPDATE | UPDATEs/s | delivered frames/s | ratio | vehicle updates/s delivered | p50 ms | p99 ms | max ms | bytes/frame | bytes per client per s | server CPU % (sys) | RSS MiB | load-gen CPU % | others on core 0 / 1 % | closed | behind |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| peer | vehicles per UPDATE | UPDATEs/s | delivered frames/s | ratio | vehicle updates/s delivered | p50 ms | p99 ms | max ms | bytes/frame | bytes per client per s | server CPU % (sys) | RSS MiB | load-gen CPU % | others on core 0 / 1 % | seq gaps | closed | behind |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   for (const r of config.transitRuns)
     for (const s of T.runs[runKey(r)]?.steps ?? []) {
@@ -783,7 +783,7 @@ function renderT(T) {
         `| ${label} | ${fmt(s.upsertsPerUpdate, s.upsertsPerUpdate % 1 === 0 ? 0 : 1)} | ${fmt(s.rate, 1)} | ${fmt(s.deliveredPerSec)} | ${fmt(s.deliveryRatio, 3)} | ` +
           `${fmt(s.vehicleUpdatesPerSec)} | ${fmt(s.latency.p50, 1)} | ${fmt(s.latency.p99, 1)} | ${fmt(s.latency.max, 1)} | ` +
           `${fmt(s.wireBytesPerFrame)} | ${fmt(s.bytesPerClientPerSec)} | ${fmt(s.serverCpuPct)} (${fmt(s.serverSysPct)}) | ` +
-          `${fmt(s.rssMiB)} | ${fmt(s.loadgenCpuPct)} | ${fmt(s.otherCore0Pct)} / ${fmt(s.otherCore1Pct)} | ${s.closed} | ${s.behind ? 'yes' : ''} |`,
+          `${fmt(s.rssMiB)} | ${fmt(s.loadgenCpuPct)} | ${fmt(s.otherCore0Pct)} / ${fmt(s.otherCore1Pct)} | ${s.seqGaps + s.seqDisorder} | ${s.closed} | ${s.behind ? 'yes' : ''} |`,
       );
     }
   out.push('');

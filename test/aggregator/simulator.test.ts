@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jsonEqual } from '../../src/aggregator/equal.js';
 import { validateEntity } from '../../src/aggregator/schema.js';
-import { CitySimulation, DEFAULT_SIMULATOR_TOPICS, createSimulator } from '../../src/aggregator/simulator.js';
+import { CitySimulation, SIMULATOR_TOPICS, createSimulator } from '../../src/aggregator/simulator.js';
 import { AMSTERDAM } from '../../src/aggregator/cities.js';
 import type { SourceBatch, SourceContext } from '../../src/aggregator/source.js';
 import { silentLogger } from '../../src/shared/logger.js';
@@ -28,7 +28,7 @@ test('every simulated reading is valid, the city is plausible, and every topic k
   const accidentIds = new Set<string>();
   let sawOffline = false;
   for (const [i, tick] of ticks.entries()) {
-    for (const topic of DEFAULT_SIMULATOR_TOPICS) {
+    for (const topic of SIMULATOR_TOPICS) {
       for (const entity of tick[topic] ?? []) {
         const result = validateEntity(topic, entity, { source: 'x', now: T0 });
         assert.ok(result.ok, `tick ${i} ${topic}: ${JSON.stringify(result)}`);

@@ -25,6 +25,7 @@
 // Every loop is bounded in count and time; every child process exits by itself (see harness.mjs, loadgen.mjs).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -765,6 +766,19 @@ function renderT(T) {
   out.push(
     `## T. Transit: ${fmt(config.transitVehicles)} vehicles each reporting once a second, ${fmt(config.transitClients)} clients on \`transit\``,
     '',
+    ...(T.machine
+      ? [
+          `Machine: ${T.machine.nproc} cores, ${T.machine.cpu}; Node ${T.machine.node}; server pinned to core 0, load ` +
+            `generator to core 1 (taskset ${T.machine.taskset ? 'yes' : 'not available'})` +
+            `${config.nice !== 0 ? `, both at nice ${config.nice} in their own autogroups` : ''}. Load average ` +
+            `(1/5/15 min) ${T.loadBefore.map((x) => x.toFixed(2)).join(' / ')} before the runs, ` +
+            `${(T.loadAfter ?? []).map((x) => x.toFixed(2)).join(' / ')} after` +
+            (Math.max(T.loadBefore[0], T.loadAfter?.[0] ?? 0) > T.machine.nproc
+              ? `: above ${T.machine.nproc}, other work was waiting for these cores (see "others on core 0 / 1").`
+              : '.'),
+          '',
+        ]
+      : []),
     `Window ${config.transitDurationMs / 1000} s after ${config.transitWarmupMs / 1000} s warm-up; ${config.transitProbes} ` +
       'parsing probe clients measure publish-to-parsed latency (one sample per probe per UPDATE). Bytes: what the ' +
       'counting clients read, frame headers included. Runs marked plain offer no extension; deflate ones offer ' +
@@ -1065,11 +1079,13 @@ async function main() {
       }
   }
   if (results.T) {
-    results.T = { runs: {} };
+    // The machine's load before and after (a shared machine: what `uptime` says), for the report.
+    results.T = { runs: {}, machine: meta.machine, loadBefore: loadavg() };
     for (const r of config.transitRuns) {
       const got = await guard(`T ${runKey(r)}`, () => scenarioT(r.peer, r.deflate));
       if (got) results.T.runs[runKey(r)] = got;
     }
+    results.T.loadAfter = loadavg();
   }
   const md = render(results, meta);
   const day = date.slice(0, 10);

@@ -20,7 +20,8 @@
 // Scenario T (transit, issue 12) is not in the default list either: `--scenario T`. A fleet of --transit-vehicles
 // each reporting once a second, published as UPDATEs of --transit-batches vehicles (1000: one UPDATE a second, as
 // the simulator and a GTFS-Realtime poll produce it; 100: ten a second), to --transit-clients subscribed to
-// `transit`, with and without permessage-deflate, on citypulse and the coalescing reference.
+// `transit`, with and without permessage-deflate, on citypulse, the coalescing reference and citypulse with its own
+// simulator's fleet as the producer (peer citypulse-sim).
 //
 // Every loop is bounded in count and time; every child process exits by itself (see harness.mjs, loadgen.mjs).
 
@@ -126,7 +127,7 @@ if (flags.help) {
   console.log(
     readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
-      .slice(1, 21)
+      .slice(1, 24)
       .join('\n'),
   );
   process.exit(0);

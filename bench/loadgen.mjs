@@ -56,13 +56,18 @@ function probe(msg, seqs) {
   probeFrames += 1;
   if (msg === null || typeof msg !== 'object') return;
   const m =
-    /** @type {{ type?: string, topic?: string, seq?: number, data?: { _t?: number, upserts?: { _t?: number }[] } }} */ (
+    /** @type {{ type?: string, topic?: string, seq?: number, data?: { _t?: number, upserts?: { _t?: number, observedAt?: string }[] } }} */ (
       msg
     );
   if (m.type !== 'UPDATE' && m.type !== 'ALERT') return;
   // Padded messages carry `_t` in `data`; city-shaped changes on their first entity.
   const t = m.data?._t ?? m.data?.upserts?.[0]?._t;
   if (typeof t === 'number') record(nowMicros() - t);
+  else {
+    // A producer that does not stamp `_t` (the simulator of scenario T): its entity's observedAt, on the wall clock.
+    const observed = Date.parse(m.data?.upserts?.[0]?.observedAt ?? '');
+    if (Number.isFinite(observed)) record((Date.now() - observed) * 1000);
+  }
   if (typeof m.topic === 'string' && typeof m.seq === 'number') {
     const last = seqs.get(m.topic);
     if (last !== undefined) {

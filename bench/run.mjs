@@ -10,14 +10,23 @@
 //                      [--mixed-clients 2000] [--mixed-rates 100,400] [--batch-pause-ms 20] [--batch-run-ms 5]
 //                      [--compressed-runs citypulse:plain,citypulse:deflate,...] [--compressed-rates 50,100,200,400]
 //                      [--compressed-clients 2000] [--compressed-entities 8]
+//                      [--transit-runs citypulse:plain,citypulse:deflate,...] [--transit-vehicles 1000]
+//                      [--transit-batches 1000,100] [--transit-clients 2000] [--transit-duration 10]
+//                      [--transit-warmup 2.5] [--transit-probes 20]
 //                      [--cpu-prof] [--update-docs] [--out FILE]
 //
 // Scenario E (compressed fan-out, issue 13) is not in the default list: `--scenario E` (or A,B,C,D,E) runs it. Its
 // SVG charts go to docs/ with --update-docs, else beside the results file.
+// Scenario T (transit, issue 12) is not in the default list either: `--scenario T`. A fleet of --transit-vehicles
+// each reporting once a second, published as UPDATEs of --transit-batches vehicles (1000: one UPDATE a second, as
+// the simulator and a GTFS-Realtime poll produce it; 100: ten a second), to --transit-clients subscribed to
+// `transit`, with and without permessage-deflate, on citypulse, the coalescing reference and citypulse with its own
+// simulator's fleet as the producer (peer citypulse-sim).
 //
 // Every loop is bounded in count and time; every child process exits by itself (see harness.mjs, loadgen.mjs).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,6 +57,14 @@ const PEERS = {
     script: 'peers/coalesce.mjs',
     kind: 'ws',
     env: { BENCH_DEFLATE: '1' },
+  },
+  // Scenario T: citypulse with its own simulator's transit fleet as the producer (through the aggregator).
+  'citypulse-sim': {
+    label: 'citypulse, simulator producer',
+    script: 'peers/citypulse.mjs',
+    kind: 'ws',
+    tsx: true,
+    env: { BENCH_PRODUCER: 'simulator' },
   },
   // Another checkout of citypulse (--alt-root DIR), to measure a change against the current code in one run.
   'citypulse-alt': {
@@ -89,6 +106,13 @@ const { values: flags } = parseArgs({
     'compressed-rates': { type: 'string' },
     'compressed-clients': { type: 'string' },
     'compressed-entities': { type: 'string', default: '8' },
+    'transit-runs': { type: 'string' },
+    'transit-vehicles': { type: 'string', default: '1000' },
+    'transit-batches': { type: 'string' },
+    'transit-clients': { type: 'string' },
+    'transit-duration': { type: 'string' },
+    'transit-warmup': { type: 'string' },
+    'transit-probes': { type: 'string', default: '20' },
     'alt-root': { type: 'string' },
     'citypulse-options': { type: 'string' },
     'alt-options': { type: 'string' },
@@ -103,7 +127,7 @@ if (flags.help) {
   console.log(
     readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
-      .slice(1, 14)
+      .slice(1, 24)
       .join('\n'),
   );
   process.exit(0);
@@ -116,6 +140,12 @@ const list = (value, fallback) =>
     .map((s) => s.trim())
     .filter(Boolean);
 const nums = (value, fallback) => list(value, fallback).map(Number);
+/** `peer:plain,peer:deflate,...` as `{ peer, deflate }` runs. */
+const parseRuns = (value, fallback) =>
+  list(value, fallback).map((r) => {
+    const [peer = '', mode = 'deflate'] = r.split(':');
+    return { peer, deflate: mode === 'deflate' };
+  });
 const citypulseAvailable = existsSync(join(root, 'src/app/create-server.ts'));
 const config = {
   scenarios: list(flags.scenario, 'A,B,C,D').map((s) => s.toUpperCase()),
@@ -141,18 +171,29 @@ const config = {
   nice: Number(flags.nice),
   noisePct: Number(flags['noise-pct']),
   cpuProf: flags['cpu-prof'],
-  compressedRuns: list(
+  compressedRuns: parseRuns(
     flags['compressed-runs'],
     'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate,deflate-ws:deflate',
-  ).map((r) => {
-    const [peer = '', mode = 'deflate'] = r.split(':');
-    return { peer, deflate: mode === 'deflate' };
-  }),
+  ),
   compressedRates: nums(flags['compressed-rates'], quick ? '200' : '50,100,200,400'),
   compressedClients: Number(flags['compressed-clients'] ?? (quick ? 500 : 2000)),
   compressedEntities: Number(flags['compressed-entities']),
+  transitRuns: parseRuns(
+    flags['transit-runs'],
+    'citypulse:plain,citypulse:deflate,coalesce:plain,coalesce-deflate:deflate,citypulse-sim:plain,citypulse-sim:deflate',
+  ),
+  transitVehicles: Number(flags['transit-vehicles']),
+  transitBatches: nums(flags['transit-batches'], quick ? '1000' : '1000,100'),
+  transitClients: Number(flags['transit-clients'] ?? (quick ? 500 : 2000)),
+  transitDurationMs: Number(flags['transit-duration'] ?? (quick ? 4 : 10)) * 1000,
+  transitWarmupMs: Number(flags['transit-warmup'] ?? 2.5) * 1000,
+  transitProbes: Number(flags['transit-probes']),
 };
-for (const p of [...config.peers, ...config.compressedRuns.map((r) => r.peer)])
+for (const p of [
+  ...config.peers,
+  ...config.compressedRuns.map((r) => r.peer),
+  ...config.transitRuns.map((r) => r.peer),
+])
   if (!(p in PEERS)) throw new Error(`unknown peer '${p}' (known: ${Object.keys(PEERS).join(', ')})`);
 if (!['lite', 'ws'].includes(config.client)) throw new Error('--client must be lite or ws');
 
@@ -166,8 +207,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 
 const log = (...args) => console.error('[bench]', ...args);
 
-/** Starts the peer on core 0 and a load generator on core 1. */
-async function startPair(peerName, { profile = config.cpuProf } = {}) {
+/** Starts the peer on core 0 (serving `topics`) and a load generator on core 1. */
+async function startPair(peerName, { profile = config.cpuProf, topics = CITY_TOPICS, env = {} } = {}) {
   const peer = PEERS[peerName];
   const nodeArgs = ['--expose-gc'];
   if (peer.tsx) nodeArgs.push('--import', 'tsx');
@@ -179,7 +220,8 @@ async function startPair(peerName, { profile = config.cpuProf } = {}) {
     nodeArgs,
     env: {
       ...peer.env,
-      BENCH_TOPICS: CITY_TOPICS.join(','),
+      ...env,
+      BENCH_TOPICS: topics.join(','),
       ...(peer.alt ? { CITYPULSE_ROOT: flags['alt-root'] ?? root } : {}),
       CITYPULSE_OPTIONS: (peer.alt ? flags['alt-options'] : flags['citypulse-options']) ?? '{}',
     },
@@ -296,7 +338,6 @@ async function measureWindow(pair, rate, plans, subscribers) {
   // Demand is what the target rate asks for: messages the publisher had to skip because the server's event loop
   // was too slow count as undelivered.
   const demandedPerSec = publishedPerSec > 0 ? (demanded / serverSeconds) * (rate / publishedPerSec) : 0;
-  const serverCpu = c1.user + c1.system - c0.user - c0.system;
   const d = await drain(pair);
   const deliveredPerSec = report.frames / seconds;
   const deliveryRatio = demandedPerSec > 0 ? deliveredPerSec / demandedPerSec : null;
@@ -307,6 +348,28 @@ async function measureWindow(pair, rate, plans, subscribers) {
     publisherLagTicks: s1.lagTicks - s0.lagTicks,
     deliveredPerSec,
     deliveryRatio,
+    ...windowFigures({ report, s0, s1, before: { c0, l0, k0 }, after: { c1, l1, k1 }, mem, seconds }),
+    drained: d.drained,
+    drainMs: d.ms,
+  };
+  step.behind =
+    (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
+    !d.drained ||
+    (report.latency.p99 !== null && report.latency.p99 > 1000);
+  return step;
+}
+
+/**
+ * The figures every measuring window reports from the load generator's `report`, the server's stats `s0`/`s1`, the
+ * CPU samples before and after and the server's memory: CPU per `seconds` of load; others' share of the two cores
+ * per `elapsed` seconds of wall time (default `seconds`).
+ */
+function windowFigures({ report, s0, s1, before, after, mem, seconds, elapsed = seconds }) {
+  const { c0, l0, k0 } = before;
+  const { c1, l1, k1 } = after;
+  const serverCpu = c1.user + c1.system - c0.user - c0.system;
+  const loadgenCpu = l1.user + l1.system - l0.user - l0.system;
+  return {
     latency: report.latency,
     seqGaps: report.seqGaps,
     seqDisorder: report.seqDisorder,
@@ -318,24 +381,13 @@ async function measureWindow(pair, rate, plans, subscribers) {
     rssMiB: mem.rss / 2 ** 20,
     hwmMiB: mem.hwm / 2 ** 20,
     heapMiB: s1.memory.heapUsed / 2 ** 20,
-    loadgenCpuPct: ((l1.user + l1.system - l0.user - l0.system) / seconds) * 100,
+    loadgenCpuPct: (loadgenCpu / seconds) * 100,
     // CPU time other processes took on the two benchmark cores during the window (machine noise).
-    otherCore0Pct: Math.max(0, (((k1[0]?.busy ?? 0) - (k0[0]?.busy ?? 0) - serverCpu) / seconds) * 100),
-    otherCore1Pct: Math.max(
-      0,
-      (((k1[1]?.busy ?? 0) - (k0[1]?.busy ?? 0) - (l1.user + l1.system - l0.user - l0.system)) / seconds) *
-        100,
-    ),
-    drained: d.drained,
-    drainMs: d.ms,
+    otherCore0Pct: Math.max(0, (((k1[0]?.busy ?? 0) - (k0[0]?.busy ?? 0) - serverCpu) / elapsed) * 100),
+    otherCore1Pct: Math.max(0, (((k1[1]?.busy ?? 0) - (k0[1]?.busy ?? 0) - loadgenCpu) / elapsed) * 100),
     // Bytes the counting clients read per frame (compressed or not): what a message costs on the wire.
     wireBytesPerFrame: report.liteFrames > 0 ? report.wireBytes / report.liteFrames : null,
   };
-  step.behind =
-    (deliveryRatio !== null && deliveryRatio < config.behindRatio) ||
-    !d.drained ||
-    (report.latency.p99 !== null && report.latency.p99 > 1000);
-  return step;
 }
 
 function logStep(peer, mode, s) {
@@ -516,6 +568,120 @@ async function scenarioE(peerName, deflate) {
   }
 }
 
+/**
+ * Scenario T's measurement of one step. At one to ten UPDATEs a second a fixed window holds a whole number of
+ * publishes give or take one (10 % at 1/s) while each may take a second to reach 2,000 clients, so T counts
+ * exactly instead: warm up (publish, stop, drain), then publish for the window, stop, and count every frame until
+ * the clients are quiet. Ratio = frames / (UPDATEs published × subscribers); per-second figures are per second of
+ * load (publishes ÷ rate), CPU included (the drain's CPU is the load's).
+ */
+async function measureTransit(pair, rate, plans, subscribers, liteClients) {
+  await pair.server.request('publish', { rate, plans });
+  await sleep(config.transitWarmupMs);
+  await pair.server.request('stop');
+  await drain(pair);
+  const s0 = await pair.server.request('stats');
+  await pair.loadgen.request('reset', {}, 20_000);
+  const c0 = cpuTimes(pair.server.pid);
+  const l0 = cpuTimes(pair.loadgen.pid);
+  const k0 = coreTimes();
+  const t0 = performance.now();
+  await pair.server.request('publish', { rate, plans });
+  await sleep(config.transitDurationMs);
+  await pair.server.request('stop');
+  const s1 = await pair.server.request('stats');
+  const d = await drain(pair);
+  const report = await pair.loadgen.request('report', {}, 20_000);
+  const c1 = cpuTimes(pair.server.pid);
+  const l1 = cpuTimes(pair.loadgen.pid);
+  const k1 = coreTimes();
+  const elapsed = (performance.now() - t0) / 1000;
+  const mem = memory(pair.server.pid);
+  // UPDATEs: the harness's publishes, or what the peer's own producer published (the simulator producer).
+  const p0 = s0.extra ?? s0;
+  const p1 = s1.extra ?? s1;
+  const updates = p1.published - p0.published;
+  let demanded = 0;
+  for (const [topic, count] of Object.entries(p1.publishedByTopic))
+    demanded += (count - (p0.publishedByTopic[topic] ?? 0)) * (subscribers[topic] ?? 0);
+  const loadSeconds = Math.max(1e-3, (s1.published - s0.published) / rate);
+  const step = {
+    rate,
+    updates,
+    upsertsPerUpdate:
+      s1.extra && updates > 0 ? (s1.extra.upserts - s0.extra.upserts) / updates : plans[0].size,
+    publishedPerSec: updates / loadSeconds,
+    demandedPerSec: demanded / loadSeconds,
+    deliveredPerSec: report.frames / loadSeconds,
+    deliveryRatio: demanded > 0 ? report.frames / demanded : null,
+    publisherLagTicks: s1.lagTicks - s0.lagTicks,
+    ...windowFigures({
+      report,
+      s0,
+      s1,
+      before: { c0, l0, k0 },
+      after: { c1, l1, k1 },
+      mem,
+      seconds: loadSeconds,
+      elapsed,
+    }),
+    drained: d.drained,
+    drainMs: d.ms,
+    bytesPerClientPerSec: report.wireBytes / liteClients / loadSeconds,
+  };
+  step.vehicleUpdatesPerSec = step.deliveredPerSec * step.upsertsPerUpdate;
+  step.behind =
+    (step.deliveryRatio !== null && step.deliveryRatio < config.behindRatio) ||
+    !d.drained ||
+    (report.latency.p99 !== null && report.latency.p99 > 1000);
+  return step;
+}
+
+/**
+ * Scenario T, one run: a transit fleet of `config.transitVehicles` vehicles, each reporting once a second, fanned out
+ * to `config.transitClients` clients subscribed to `transit` (offering permessage-deflate as Chrome does, or not).
+ * One step per batch size: UPDATEs of `batch` vehicles at `vehicles / batch` per second. The simulator producer
+ * (citypulse-sim) has one step: a fleet tick a second through the aggregator, one UPDATE of the vehicles that moved.
+ */
+async function scenarioT(peerName, deflate) {
+  const pair = await startPair(peerName, {
+    topics: ['transit'],
+    env: { BENCH_TRANSIT_VEHICLES: String(config.transitVehicles) },
+  });
+  const producer = PEERS[peerName]?.env?.BENCH_PRODUCER === 'simulator';
+  try {
+    const conn = await connect(pair, {
+      n: config.transitClients,
+      subs: 'single:transit',
+      concurrency: 200,
+      readMode: 'immediate',
+      probes: config.transitProbes,
+      deflate,
+    });
+    const liteClients = Math.max(1, conn.connected - config.transitProbes);
+    const steps = [];
+    for (const batch of producer ? [config.transitVehicles] : config.transitBatches) {
+      const rate = config.transitVehicles / batch;
+      // The simulator producer ignores the harness's messages (each publish is a fleet tick): keep them tiny.
+      const plans = producer
+        ? [{ name: 'transit', weight: 1, size: 0, kind: 'pad' }]
+        : [{ name: 'transit', weight: 1, size: batch, fleet: config.transitVehicles, kind: 'transit' }];
+      const step = await measureTransit(pair, rate, plans, conn.subscribers, liteClients);
+      step.clients = conn.connected;
+      step.batch = batch;
+      logStep(`${peerName}${deflate ? ' (deflate)' : ''}`, `T batch ${batch}`, step);
+      log(
+        `    vehicle updates/s ${fmt(step.vehicleUpdatesPerSec)}, upserts/UPDATE ${fmt(step.upsertsPerUpdate, 1)}, ` +
+          `bytes/msg ${fmt(step.wireBytesPerFrame, 1)}, bytes per client per s ${fmt(step.bytesPerClientPerSec)}`,
+      );
+      steps.push(step);
+    }
+    return { connected: conn.connected, steps };
+  } finally {
+    await stopPair(pair);
+  }
+}
+
 const runLabel = (r) =>
   `${PEERS[r.peer]?.label ?? r.peer}${r.deflate ? (r.peer.includes('deflate') ? '' : ', deflate') : ', plain'}`;
 const runKey = (r) => `${r.peer}:${r.deflate ? 'deflate' : 'plain'}`;
@@ -594,6 +760,86 @@ function stepRow(label, s, wanted) {
 const STEP_HEADER =
   '| peer | msg/s | demanded/s | delivered/s | ratio | p50 ms | p99 ms | max ms | server CPU % (sys) | CPU µs/delivery | RSS MiB | load-gen CPU % | others on core 0 / 1 % | seq gaps | behind |\n' +
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
+
+/** Scenario T's section of the report (its own block of docs/performance.md). */
+function renderT(T) {
+  const out = [];
+  out.push(
+    `## T. Transit: ${fmt(config.transitVehicles)} vehicles each reporting once a second, ${fmt(config.transitClients)} clients on \`transit\``,
+    '',
+    ...(T.machine
+      ? [
+          `Machine: ${T.machine.nproc} cores, ${T.machine.cpu}; Node ${T.machine.node}; server pinned to core 0, load ` +
+            `generator to core 1 (taskset ${T.machine.taskset ? 'yes' : 'not available'})` +
+            `${config.nice !== 0 ? `, both at nice ${config.nice} in their own autogroups` : ''}. Load average ` +
+            `(1/5/15 min) ${T.loadBefore.map((x) => x.toFixed(2)).join(' / ')} before the runs, ` +
+            `${(T.loadAfter ?? []).map((x) => x.toFixed(2)).join(' / ')} after` +
+            (Math.max(T.loadBefore[0], T.loadAfter?.[0] ?? 0) > T.machine.nproc
+              ? `: above ${T.machine.nproc}, other work was waiting for these cores (see "others on core 0 / 1").`
+              : '.'),
+          '',
+        ]
+      : []),
+    `Window ${config.transitDurationMs / 1000} s after ${config.transitWarmupMs / 1000} s warm-up; ${config.transitProbes} ` +
+      'parsing probe clients measure publish-to-parsed latency (one sample per probe per UPDATE). Bytes: what the ' +
+      'counting clients read, frame headers included. Runs marked plain offer no extension; deflate ones offer ' +
+      'permessage-deflate as Chrome does.',
+    '',
+    '| peer | vehicles per UPDATE | UPDATEs/s | delivered frames/s | ratio | vehicle updates/s delivered | p50 ms | p99 ms | max ms | bytes/frame | bytes per client per s | server CPU % (sys) | RSS MiB | load-gen CPU % | others on core 0 / 1 % | seq gaps | closed | behind |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
+  for (const r of config.transitRuns)
+    for (const s of T.runs[runKey(r)]?.steps ?? []) {
+      const label =
+        s.clients < config.transitClients
+          ? `${runLabel(r)} (only ${s.clients} clients connected)`
+          : runLabel(r);
+      out.push(
+        `| ${label} | ${fmt(s.upsertsPerUpdate, s.upsertsPerUpdate % 1 === 0 ? 0 : 1)} | ${fmt(s.rate, 1)} | ${fmt(s.deliveredPerSec)} | ${fmt(s.deliveryRatio, 3)} | ` +
+          `${fmt(s.vehicleUpdatesPerSec)} | ${fmt(s.latency.p50, 1)} | ${fmt(s.latency.p99, 1)} | ${fmt(s.latency.max, 1)} | ` +
+          `${fmt(s.wireBytesPerFrame)} | ${fmt(s.bytesPerClientPerSec)} | ${fmt(s.serverCpuPct)} (${fmt(s.serverSysPct)}) | ` +
+          `${fmt(s.rssMiB)} | ${fmt(s.loadgenCpuPct)} | ${fmt(s.otherCore0Pct)} / ${fmt(s.otherCore1Pct)} | ${s.seqGaps + s.seqDisorder} | ${s.closed} | ${s.behind ? 'yes' : ''} |`,
+      );
+    }
+  out.push('');
+  const at = (peer, deflate, batch) =>
+    T.runs[runKey({ peer, deflate })]?.steps.find((s) => batch === null || s.batch === batch);
+  const rows = [];
+  const compare = (label, a, b, deflate) => {
+    if (a === undefined || b === undefined) return;
+    rows.push(
+      `| ${label} | ${deflate ? 'deflate' : 'plain'} | ${ratio(a.deliveredPerSec, b.deliveredPerSec, 2)} | ` +
+        `${ratio(a.latency.p99, b.latency.p99, 2)} | ${ratio(a.bytesPerClientPerSec, b.bytesPerClientPerSec, 2)} | ` +
+        `${ratio(a.serverCpuPct, b.serverCpuPct, 2)} |`,
+    );
+  };
+  for (const deflate of [false, true]) {
+    const ref = deflate ? 'coalesce-deflate' : 'coalesce';
+    for (const batch of config.transitBatches)
+      compare(
+        `citypulse, ${batch} per UPDATE`,
+        at('citypulse', deflate, batch),
+        at(ref, deflate, batch),
+        deflate,
+      );
+    compare(
+      `citypulse with the simulator producer ÷ reference at ${config.transitVehicles} per UPDATE`,
+      at('citypulse-sim', deflate, null),
+      at(ref, deflate, config.transitVehicles),
+      deflate,
+    );
+  }
+  if (rows.length > 0)
+    out.push(
+      '### citypulse ÷ coalescing reference (same run)',
+      '',
+      '| run | wire | delivered/s | p99 | bytes per client per s | server CPU |',
+      '|---|---|---:|---:|---:|---:|',
+      ...rows,
+      '',
+    );
+  return out.join('\n');
+}
 
 /** Scenario E's section of the report (its own block of docs/performance.md). */
 function renderE(E) {
@@ -745,6 +991,7 @@ function render(results, meta) {
     out.push('');
   }
   if (results.E) out.push(renderE(results.E));
+  if (results.T) out.push(renderT(results.T));
   if (meta.errors.length > 0) {
     out.push('## Errors', '', ...meta.errors.map((e) => `- ${e}`), '');
   }
@@ -811,7 +1058,8 @@ async function main() {
           results.D[p] = await guard(`D ${p}`, () => scenarioD(p));
           break;
         case 'E':
-          break; // its own list of runs, below
+        case 'T':
+          break; // their own lists of runs, below
         default:
           throw new Error(`unknown scenario '${scenario}'`);
       }
@@ -830,6 +1078,15 @@ async function main() {
         );
         if (got) results.E.idle[deflate ? 'deflate' : 'plain'] = got;
       }
+  }
+  if (results.T) {
+    // The machine's load before and after (a shared machine: what `uptime` says), for the report.
+    results.T = { runs: {}, machine: meta.machine, loadBefore: loadavg() };
+    for (const r of config.transitRuns) {
+      const got = await guard(`T ${runKey(r)}`, () => scenarioT(r.peer, r.deflate));
+      if (got) results.T.runs[runKey(r)] = got;
+    }
+    results.T.loadAfter = loadavg();
   }
   const md = render(results, meta);
   const day = date.slice(0, 10);
@@ -853,7 +1110,8 @@ function writeCharts(E, meta, dir) {
 
 /**
  * Replaces the text between the bench markers of docs/performance.md: `bench:begin/end` with the scenarios A-D of
- * this run (when it ran any), `bench-e:begin/end` with scenario E (when it ran).
+ * this run (when it ran any), `bench-e:begin/end` with scenario E and `bench-t:begin/end` with scenario T (when
+ * they ran).
  */
 function updateDocs(md, results) {
   const file = join(root, 'docs', 'performance.md');
@@ -870,12 +1128,19 @@ function updateDocs(md, results) {
   const demote = (body) =>
     body.replace(/^## /gm, '### ').replace(/^### (?=Read mode|Peak|Targets)/gm, '#### ');
   if (['A', 'B', 'C', 'D'].some((k) => results[k] !== undefined)) {
-    const main = md.split('\n## E. ')[0] ?? md;
+    const main = md.split(/\n## [ET]\. /)[0] ?? md;
     replace('bench', demote(main.replace(/^# citypulse benchmark — (.*)\n/, 'Run of $1.\n')));
   }
   if (results.E !== undefined) {
     const date = /^# citypulse benchmark — (.*)$/m.exec(md)?.[1] ?? '';
     replace('bench-e', demote(`Run of ${date}.\n\n${renderE(results.E)}`));
+  }
+  if (results.T !== undefined) {
+    const date = /^# citypulse benchmark — (.*)$/m.exec(md)?.[1] ?? '';
+    replace(
+      'bench-t',
+      demote(`Run of ${date}.\n\n${renderT(results.T)}`).replace(/^### (?=citypulse ÷)/m, '#### '),
+    );
   }
   writeFileSync(file, text);
 }

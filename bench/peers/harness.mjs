@@ -24,7 +24,7 @@ const PUBLISH_TICK_MS = 1;
 const MAX_CATCH_UP_SECONDS = 0.1;
 
 /**
- * @typedef {{ name: string, weight: number, size: number, kind: 'pad' | 'city' }} TopicPlan
+ * @typedef {{ name: string, weight: number, size: number, kind: 'pad' | 'city' | 'transit', fleet?: number }} TopicPlan
  * @typedef {{ type: 'UPDATE', topic: string, data: Record<string, unknown>, timestamp: string }} BenchMessage
  */
 
@@ -80,6 +80,43 @@ const CITY_SAMPLES = {
   }),
 };
 
+/** Scenario T's lines: [route id, label], as the simulator's Amsterdam fleet (src/aggregator/cities.ts). */
+const TRANSIT_ROUTES = [
+  ['ams-tram-2', 'Tram 2 to Nieuw Sloten'],
+  ['ams-tram-5', 'Tram 5 to Amstelveen Stadshart'],
+  ['ams-tram-14', 'Tram 14 to Slotermeer'],
+  ['ams-tram-26', 'Tram 26 to IJburg'],
+  ['ams-bus-22', 'Bus 22 to Station Sloterdijk'],
+  ['ams-bus-48', 'Bus 48 to Borneo-eiland'],
+];
+const round6 = (x) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * Vehicle `v` of a transit fleet at its `round`-th report: the entity the simulator's transit fleet reports (same
+ * fields, same id, route, trip and label formats, positions moving ~8 m per report around central Amsterdam).
+ */
+function transitVehicle(v, round, at) {
+  const [routeId, label] = TRANSIT_ROUTES[v % TRANSIT_ROUTES.length];
+  const number = String(v + 1).padStart(4, '0');
+  const phase = v * 0.37 + round * 0.0004;
+  return {
+    id: `simulator-veh-${number}`,
+    updatedAt: at,
+    source: 'simulator',
+    location: {
+      lat: round6(52.3676 + 0.025 * Math.sin(phase)),
+      lon: round6(4.9041 + 0.045 * Math.cos(phase)),
+    },
+    routeId,
+    tripId: `${routeId}-${number}-${1 + Math.floor(round / 900)}`,
+    label,
+    bearing: Math.round(((((phase * 180) / Math.PI + 90) % 360) + 360) % 360) % 360,
+    speed: Math.round(60 + ((v * 13 + round * 7) % 50)) / 10,
+    observedAt: at,
+    delaySec: ((v * 37 + round * 3) % 300) - 60,
+  };
+}
+
 /**
  * Builds the message a publish carries. `pad` plans fill `data.pad` so that the JSON of the whole message
  * (as the careful peer sends it) is about `size` bytes; `city` plans carry realistic entity upserts (`size` of
@@ -91,6 +128,26 @@ const CITY_SAMPLES = {
 export function makeMessage(plan, n) {
   const timestamp = new Date().toISOString();
   const t = nowMicros();
+  if (plan.kind === 'transit') {
+    // `size` vehicles of a fleet of `fleet`, the next ones in turn: at `fleet / size` publishes per second every
+    // vehicle reports once a second. The probe's `_t`/`_n` ride on the first vehicle.
+    const fleet = Math.max(1, plan.fleet ?? 1000);
+    const first = ((n - 1) * plan.size) % fleet;
+    const round = Math.floor(((n - 1) * plan.size) / fleet);
+    return {
+      type: 'UPDATE',
+      topic: plan.name,
+      data: {
+        upserts: Array.from({ length: plan.size }, (_, k) => {
+          const index = first + k;
+          const vehicle = transitVehicle(index % fleet, round + Math.floor(index / fleet), timestamp);
+          return k === 0 ? { ...vehicle, _t: t, _n: n } : vehicle;
+        }),
+        removes: [],
+      },
+      timestamp,
+    };
+  }
   if (plan.kind === 'city') {
     const sample = CITY_SAMPLES[/** @type {keyof typeof CITY_SAMPLES} */ (plan.name)] ?? CITY_SAMPLES.cameras;
     return {
@@ -220,6 +277,8 @@ export async function runPeer(start) {
           dropped: typeof adapter.dropped === 'function' ? adapter.dropped() : 0,
           clients: adapter.clientCount(),
           memory: memoryUsage(),
+          // A peer whose own producer publishes (citypulse with BENCH_PRODUCER=simulator) counts it here.
+          extra: typeof adapter.extraStats === 'function' ? adapter.extraStats() : null,
         });
         break;
       }

@@ -13,6 +13,19 @@ export interface SimulatedPlace {
   readonly lon: number;
 }
 
+/** A transit line the simulator runs vehicles on: a polyline of a few waypoints, driven end to end and back. */
+export interface SimulatedRoute {
+  /** Route id (`routeId` of the vehicles). */
+  readonly id: string;
+  /** Public name (`Tram 2`), the start of each vehicle's `label`. */
+  readonly name: string;
+  readonly mode: 'tram' | 'bus';
+  /** Names of the two termini: `[first waypoint, last waypoint]` (the destination shown in `label`). */
+  readonly termini: readonly [string, string];
+  /** At least two points, in driving order. */
+  readonly waypoints: readonly { readonly lat: number; readonly lon: number }[];
+}
+
 /** Everything the simulator needs to know about a city. */
 export interface SimulatedCity {
   readonly name: string;
@@ -24,6 +37,8 @@ export interface SimulatedCity {
   readonly airQualityStations: readonly (SimulatedPlace & { readonly basePm25: number })[];
   /** Roads where simulated accidents happen, each with a point on it. */
   readonly roads: readonly { readonly name: string; readonly lat: number; readonly lon: number }[];
+  /** Transit lines of the simulated fleet (topic `transit`). */
+  readonly transitRoutes: readonly SimulatedRoute[];
   /** Base of the simulated camera still URLs (`<base>/<camera id>.jpg?frame=N`). */
   readonly imageBaseUrl: string;
 }
@@ -73,6 +88,89 @@ export const AMSTERDAM: SimulatedCity = {
     { name: 'Nassaukade', lat: 52.3712, lon: 4.8772 },
     { name: 'Piet Heinkade', lat: 52.3778, lon: 4.9223 },
     { name: 'Amstelveenseweg', lat: 52.3456, lon: 4.8592 },
+  ],
+  transitRoutes: [
+    {
+      id: 'ams-tram-2',
+      name: 'Tram 2',
+      mode: 'tram',
+      termini: ['Centraal Station', 'Nieuw Sloten'],
+      waypoints: [
+        { lat: 52.3791, lon: 4.9003 },
+        { lat: 52.3731, lon: 4.8926 },
+        { lat: 52.3686, lon: 4.8896 },
+        { lat: 52.3641, lon: 4.883 },
+        { lat: 52.359, lon: 4.881 },
+        { lat: 52.3528, lon: 4.8566 },
+        { lat: 52.3455, lon: 4.8105 },
+      ],
+    },
+    {
+      id: 'ams-tram-5',
+      name: 'Tram 5',
+      mode: 'tram',
+      termini: ['Centraal Station', 'Amstelveen Stadshart'],
+      waypoints: [
+        { lat: 52.3788, lon: 4.8995 },
+        { lat: 52.3641, lon: 4.8833 },
+        { lat: 52.3557, lon: 4.8795 },
+        { lat: 52.339, lon: 4.8732 },
+        { lat: 52.303, lon: 4.86 },
+      ],
+    },
+    {
+      id: 'ams-tram-14',
+      name: 'Tram 14',
+      mode: 'tram',
+      termini: ['Flevopark', 'Slotermeer'],
+      waypoints: [
+        { lat: 52.36, lon: 4.95 },
+        { lat: 52.361, lon: 4.9265 },
+        { lat: 52.3672, lon: 4.9015 },
+        { lat: 52.3731, lon: 4.8926 },
+        { lat: 52.3752, lon: 4.8838 },
+        { lat: 52.3788, lon: 4.8461 },
+        { lat: 52.382, lon: 4.815 },
+      ],
+    },
+    {
+      id: 'ams-tram-26',
+      name: 'Tram 26',
+      mode: 'tram',
+      termini: ['Centraal Station', 'IJburg'],
+      waypoints: [
+        { lat: 52.378, lon: 4.905 },
+        { lat: 52.3778, lon: 4.9223 },
+        { lat: 52.3685, lon: 4.957 },
+        { lat: 52.3545, lon: 5.004 },
+      ],
+    },
+    {
+      id: 'ams-bus-22',
+      name: 'Bus 22',
+      mode: 'bus',
+      termini: ['Muiderpoort Station', 'Station Sloterdijk'],
+      waypoints: [
+        { lat: 52.3603, lon: 4.9318 },
+        { lat: 52.3662, lon: 4.916 },
+        { lat: 52.378, lon: 4.899 },
+        { lat: 52.3838, lon: 4.8815 },
+        { lat: 52.389, lon: 4.872 },
+        { lat: 52.3889, lon: 4.8378 },
+      ],
+    },
+    {
+      id: 'ams-bus-48',
+      name: 'Bus 48',
+      mode: 'bus',
+      termini: ['Centraal Station', 'Borneo-eiland'],
+      waypoints: [
+        { lat: 52.3795, lon: 4.9015 },
+        { lat: 52.3768, lon: 4.9131 },
+        { lat: 52.3762, lon: 4.9297 },
+        { lat: 52.3735, lon: 4.9425 },
+      ],
+    },
   ],
 };
 

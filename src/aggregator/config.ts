@@ -29,6 +29,7 @@ import type { DataAggregatorOptions } from './data-aggregator.js';
 import { createParser } from './parsers/index.js';
 import { CITIES } from './cities.js';
 import { SIMULATOR_TOPICS, createSimulator } from './simulator.js';
+import { MAX_VEHICLES } from './simulator-transit.js';
 import type { SimulatorTopic } from './simulator.js';
 import type { Source } from './source.js';
 import { createHttpPollSource } from './sources/http-poll.js';
@@ -46,6 +47,8 @@ export interface SimulatorSourceConfig {
   readonly intervalMs?: number;
   readonly city?: string;
   readonly topics?: readonly SimulatorTopic[];
+  /** Transit fleet size (with topic `transit`). */
+  readonly vehicles?: number;
 }
 
 /** `{ "type": "http-poll", "url": ..., "parser": { "format": ... } }`. */
@@ -162,6 +165,7 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
       const intervalMs = r.optionalNumber('intervalMs', { min: 10 });
       const topics = r.stringList('topics', SIMULATOR_TOPICS);
       topics?.forEach((topic, i) => requireServed(topic, `${r.at('topics')}[${i}]`, served));
+      const vehicles = r.optionalNumber('vehicles', { min: 0, max: MAX_VEHICLES, integer: true });
       return {
         type,
         name: r.string('name', 'simulator'),
@@ -169,6 +173,7 @@ function sourceConfig(value: unknown, path: string, served: readonly string[]): 
         ...(intervalMs === undefined ? {} : { intervalMs }),
         ...(city === undefined ? {} : { city }),
         ...(topics === undefined ? {} : { topics }),
+        ...(vehicles === undefined ? {} : { vehicles }),
       };
     }
     case 'http-poll': {
@@ -375,6 +380,7 @@ export function createSourceFromConfig(source: SourceConfig, index: number): Sou
         ...(source.intervalMs === undefined ? {} : { intervalMs: source.intervalMs }),
         ...(source.city === undefined ? {} : { city: source.city }),
         ...(source.topics === undefined ? {} : { topics: source.topics }),
+        ...(source.vehicles === undefined ? {} : { vehicles: source.vehicles }),
       });
     case 'http-poll':
       return createHttpPollSource({

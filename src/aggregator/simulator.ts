@@ -1,6 +1,7 @@
 /**
- * The embedded default source: a seeded simulation of a city's cameras, weather, accidents and air quality.
- * Deterministic for a seed (no `Math.random`); only timestamps depend on the clock.
+ * The embedded default source: a seeded simulation of a city's cameras, weather, accidents and air quality, and on
+ * request (topic `transit`) a fleet of transit vehicles driving the city's routes (`simulator-transit.ts`).
+ * Deterministic for a seed (no `Math.random`); only timestamps (and the fleet's movement) depend on the clock.
  *
  * Every tick it reports each topic's complete view; only a subset of entities actually changes per tick (camera
  * stills refresh, a station or two drift, accidents appear and clear), so the aggregator publishes small UPDATEs.
@@ -14,6 +15,7 @@ import type { SimulatedCity } from './cities.js';
 import { createRandom, pick, randomInt } from './prng.js';
 import type { Random } from './prng.js';
 import type { Source, SourceContext } from './source.js';
+import { DEFAULT_VEHICLES, TransitSimulation } from './simulator-transit.js';
 import { wmoCondition } from './wmo.js';
 
 /** Options of {@link createSimulator}. */
@@ -30,15 +32,26 @@ export interface SimulatorOptions {
   readonly now?: () => number;
   /** Most accidents open at once. Default 6. */
   readonly maxAccidents?: number;
-  /** The topics to report (e.g. leave `accidents` to a real feed). Default: all four. */
+  /**
+   * The topics to report (e.g. leave `accidents` to a real feed). Default: the four city topics
+   * ({@link DEFAULT_SIMULATOR_TOPICS}); `transit` runs the fleet.
+   */
   readonly topics?: readonly SimulatorTopic[];
+  /** Transit fleet size (topic `transit`), 0..5000. Default 40. */
+  readonly vehicles?: number;
 }
 
 /** A topic the simulator can report on. */
 export type SimulatorTopic = (typeof SIMULATOR_TOPICS)[number];
 
-/** Topics the simulator reports on. */
-export const SIMULATOR_TOPICS = ['cameras', 'weather', 'accidents', 'airQuality'] as const;
+/** Topics the simulator can report on. */
+export const SIMULATOR_TOPICS = ['cameras', 'weather', 'accidents', 'airQuality', 'transit'] as const;
+
+/** Topics the simulator reports on by default: the four city topics. */
+export const DEFAULT_SIMULATOR_TOPICS = ['cameras', 'weather', 'accidents', 'airQuality'] as const;
+
+/** A city topic of {@link CitySimulation}. */
+type CityTopic = (typeof DEFAULT_SIMULATOR_TOPICS)[number];
 
 const ACCIDENT_KINDS = [
   { kind: 'collision', weight: 5, text: 'Collision involving two vehicles' },
@@ -100,7 +113,7 @@ export class CitySimulation {
   }
 
   /** Advances one tick and returns each topic's full entity list. */
-  step(now: number): Record<SimulatorTopic, unknown[]> {
+  step(now: number): Record<CityTopic, unknown[]> {
     const at = new Date(now).toISOString();
     if (this.tickCount === 0) this.initialise(at);
     else {
@@ -306,8 +319,8 @@ const round6 = (value: number): number => Math.round(value * 1e6) / 1e6;
 type SimulatorState = 'idle' | 'running' | 'stopped';
 
 /**
- * Creates the simulator source. It reports on all four city topics, immediately on `start` and then every
- * `intervalMs`.
+ * Creates the simulator source. It reports on its topics (default: the four city topics), immediately on `start`
+ * and then every `intervalMs`; each report is the topic's complete view.
  */
 export function createSimulator(options: SimulatorOptions = {}): Source {
   const name = options.name ?? 'simulator';
@@ -322,10 +335,16 @@ export function createSimulator(options: SimulatorOptions = {}): Source {
   let state: SimulatorState = 'idle';
   let timer: ReturnType<typeof setInterval> | null = null;
 
-  const topics: readonly SimulatorTopic[] = options.topics ?? SIMULATOR_TOPICS;
+  const topics: readonly SimulatorTopic[] = options.topics ?? DEFAULT_SIMULATOR_TOPICS;
+  const fleet = topics.includes('transit')
+    ? new TransitSimulation(city, options.seed ?? 1, name, options.vehicles ?? DEFAULT_VEHICLES)
+    : null;
   const tick = (context: SourceContext): void => {
-    const lists = simulation.step((options.now ?? context.now)());
-    for (const topic of topics) context.emit({ topic, upserts: lists[topic], complete: true });
+    const now = (options.now ?? context.now)();
+    const lists = simulation.step(now);
+    const vehicles = fleet?.step(now) ?? [];
+    for (const topic of topics)
+      context.emit({ topic, upserts: topic === 'transit' ? vehicles : lists[topic], complete: true });
   };
 
   return {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { DataAggregator, type DataAggregatorOptions } from '../aggregator/data-aggregator.js';
-import { createSimulator } from '../aggregator/simulator.js';
+import { SIMULATOR_TOPICS, createSimulator } from '../aggregator/simulator.js';
 import type { Source } from '../aggregator/source.js';
 import { WS_PATH } from '../protocol/messages.js';
 import { resolveTopicRegistry, type TopicsInput } from '../protocol/topic-registry.js';
@@ -194,6 +194,8 @@ export async function createServer(options: CityPulseServerOptions = {}): Promis
             createSimulator({
               seed: options.simulatorSeed ?? 42,
               intervalMs: options.simulatorIntervalMs ?? 1000,
+              // Every served topic the simulator knows (the CLI's default serves transit: the fleet drives too).
+              topics: SIMULATOR_TOPICS.filter((topic) => registry.has(topic)),
               now,
             }),
         ]);

@@ -325,13 +325,13 @@ test('a typo in any section is refused with its path and the allowed values', ()
       'simulator',
       'sources.0.sed',
       1,
-      'sources[0].sed: unknown option (allowed: type, name, seed, intervalMs, city, topics)',
+      'sources[0].sed: unknown option (allowed: type, name, seed, intervalMs, city, topics, vehicles)',
     ],
     [
       'simulator topics',
       'sources.0.topics',
       ['camera'],
-      'sources[0].topics[0]: unknown value (allowed: cameras, weather, accidents, airQuality)',
+      'sources[0].topics[0]: unknown value (allowed: cameras, weather, accidents, airQuality, transit)',
     ],
     [
       'mqtt',

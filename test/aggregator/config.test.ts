@@ -78,7 +78,7 @@ test('config errors name the bad field', () => {
     ],
     [
       { sources: [{ type: 'simulator', topics: ['cameras', 'traffic'] }] },
-      'sources[0].topics[1]: unknown value (allowed: cameras, weather, accidents, airQuality)',
+      'sources[0].topics[1]: unknown value (allowed: cameras, weather, accidents, airQuality, transit)',
     ],
     [{ sources: [{ type: 'simulator' }], ttlMs: { cameras: -1 } }, 'ttlMs.cameras: must be a number >= 0'],
     [

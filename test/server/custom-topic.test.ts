@@ -246,6 +246,17 @@ test('citypulse serve without --config serves the four city topics and transit',
     (JSON.parse(res.text) as { topics: { name: string }[] }).topics.map((info) => info.name),
     ['cameras', 'weather', 'accidents', 'airQuality', 'transit'],
   );
+  // The built-in simulator drives every served topic it knows, the transit fleet included (bounded wait).
+  let vehicles = 0;
+  for (let i = 0; i < 100 && vehicles === 0; i++) {
+    const snapshot = JSON.parse((await get(`${cli.url}/api/snapshot`)).text) as Record<
+      string,
+      { entities: unknown[] }
+    >;
+    vehicles = snapshot.transit?.entities.length ?? 0;
+    if (vehicles === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.ok(vehicles > 0, 'the simulator fleet fills the transit topic');
 });
 
 test('the Redis broker checks an UPDATE published straight to it with its service registry', async (t) => {

@@ -35,12 +35,12 @@ import {
   fieldLabel,
   formatValue,
   locationOf,
-  readPath,
   readTopicsResponse,
   truncate,
 } from './topic-info.js';
 import { TopicLists } from './topic-lists.js';
 import { assertNever } from '../src/protocol/index.js';
+import { readEntityPath } from '../src/protocol/entity-path.js';
 
 type Panel = 'map' | 'weather' | 'accidents' | 'airQuality' | 'alerts' | 'summary' | 'lists';
 
@@ -249,7 +249,7 @@ function entityMarkers(info: TopicInfo): MapMarker[] {
     const at = locationOf(info, entity);
     if (at === null) continue;
     const facts = display.fields.map(
-      (f) => `${fieldLabel(f)}: ${formatValue(readPath(entity, f.field), f.unit)}`,
+      (f) => `${fieldLabel(f)}: ${formatValue(readEntityPath(entity, f.field), f.unit)}`,
     );
     markers.push({
       topic: info.name,

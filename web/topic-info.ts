@@ -12,6 +12,7 @@
 import { TOPIC_NAME_PATTERN } from '../src/protocol/messages.js';
 import type { DisplayField, TopicInfo } from '../src/protocol/topic-definition.js';
 import { isRecord } from '../src/shared/json.js';
+import { readEntityPath } from '../src/protocol/entity-path.js';
 
 /** Most topics the dashboard renders (the rest of a longer list is ignored). */
 export const MAX_TOPICS = 64;
@@ -148,20 +149,10 @@ export async function fetchTopics(base: string, timeoutMs = 3000): Promise<Topic
   }
 }
 
-/** The value at a dotted `path` of `entity`, following only own keys; `undefined` when absent. */
-export function readPath(entity: unknown, path: string): unknown {
-  let value: unknown = entity;
-  for (const segment of path.split('.', MAX_PATH_DEPTH)) {
-    if (!isRecord(value) || !Object.hasOwn(value, segment)) return undefined;
-    value = value[segment];
-  }
-  return value;
-}
-
 /** The `{lat, lon}` at `info.locationField` when both are finite and in range, else `null`. */
 export function locationOf(info: TopicInfo, entity: unknown): { lat: number; lon: number } | null {
   if (info.locationField === null) return null;
-  const point = readPath(entity, info.locationField);
+  const point = readEntityPath(entity, info.locationField);
   if (!isRecord(point)) return null;
   const { lat, lon } = point;
   if (typeof lat !== 'number' || typeof lon !== 'number') return null;

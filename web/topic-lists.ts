@@ -9,7 +9,8 @@
 import type { DisplayField, TopicInfo } from '../src/protocol/topic-definition.js';
 import type { EntityBase } from '../src/protocol/topics.js';
 import { h } from './dom.js';
-import { displayName, fieldLabel, formatValue, readPath } from './topic-info.js';
+import { displayName, fieldLabel, formatValue } from './topic-info.js';
+import { readEntityPath } from '../src/protocol/entity-path.js';
 
 /** Most rows a list renders. */
 export const MAX_LIST_ROWS = 100;
@@ -105,7 +106,7 @@ class TopicList {
       const row = this.#row(entity.id);
       setText(row.cells[0], name);
       this.#fields.forEach((field, i) => {
-        setText(row.cells[i + 1], formatValue(readPath(entity, field.field), field.unit));
+        setText(row.cells[i + 1], formatValue(readEntityPath(entity, field.field), field.unit));
       });
       rows.push(row.element);
     }

@@ -14,6 +14,7 @@ import { serveStatic } from './static-files.js';
 import type { WebSocketService } from '../gateway/websocket-service.js';
 import { serveMetrics, type Metrics } from '../gateway/metrics.js';
 import { JsonBoundsError } from '../protocol/json-bounds.js';
+import { isRecord } from '../shared/json.js';
 
 /** What the request handler needs. */
 /** What the HTTP API needs of the aggregator: injected, so the routes depend on five methods, not the class. */
@@ -48,10 +49,6 @@ export interface HttpApiContext {
 type Handler = (req: IncomingMessage, res: ServerResponse, ctx: HttpApiContext) => void | Promise<void>;
 
 const MESSAGE_TYPES = new Set(['UPDATE', 'ALERT']);
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function badField(res: ServerResponse, code: string, message: string, field: string): void {
   sendError(res, 400, code, message, { field });

@@ -13,7 +13,7 @@
 import type { ThresholdOperator, ThresholdRule } from '../protocol/topic-definition.js';
 import type { EntityBase } from '../protocol/topics.js';
 import { assertNever } from '../protocol/assert-never.js';
-import { isRecord } from '../shared/json.js';
+import { readEntityPath } from '../protocol/entity-path.js';
 
 /** Longest message an alert carries (characters). */
 export const MAX_ALERT_MESSAGE_LENGTH = 500;
@@ -23,16 +23,6 @@ const MAX_SUBSTITUTION_LENGTH = 200;
 
 /** Most placeholders replaced in one message; later ones are left as they are. */
 const MAX_SUBSTITUTIONS = 32;
-
-/** The value at a dotted path of an entity (own properties only), or `undefined`. */
-export function valueAt(entity: unknown, path: string): unknown {
-  let current: unknown = entity;
-  for (const segment of path.split('.')) {
-    if (!isRecord(current) || !Object.prototype.hasOwnProperty.call(current, segment)) return undefined;
-    current = current[segment];
-  }
-  return current;
-}
 
 /** Whether `actual <op> expected` holds (see the module comment for the rules). */
 export function compare(
@@ -81,7 +71,7 @@ export function renderMessage(template: string, entity: unknown): string {
     .slice(0, MAX_ALERT_MESSAGE_LENGTH)
     .replace(/\{([A-Za-z0-9_.$-]{1,256})\}/g, (match, path: string) => {
       count += 1;
-      return count > MAX_SUBSTITUTIONS ? match : text(valueAt(entity, path));
+      return count > MAX_SUBSTITUTIONS ? match : text(readEntityPath(entity, path));
     });
   return out.length > MAX_ALERT_MESSAGE_LENGTH ? `${out.slice(0, MAX_ALERT_MESSAGE_LENGTH - 1)}…` : out;
 }
@@ -118,7 +108,7 @@ export function thresholdTransitions(
   for (const entity of upserts) {
     for (const rule of rules) {
       const id = thresholdAlertId(rule.name, topic, entity.id);
-      const holds = compare(valueAt(entity, rule.field), rule.op, rule.value);
+      const holds = compare(readEntityPath(entity, rule.field), rule.op, rule.value);
       if (holds && !isActive(id))
         out.push({
           kind: 'raise',

@@ -20,6 +20,7 @@ import {
   type EntityValidator,
 } from '../protocol/state-model.js';
 import { activeAlertsFrom, applyAlert } from '../protocol/alert-state.js';
+import { isRecord } from '../shared/json.js';
 
 /** What happened to one sequenced frame. */
 export type FoldResult =
@@ -44,10 +45,6 @@ export interface SequencedFrame {
 
 /** Most frames held while waiting for the first snapshot; older ones are dropped beyond it. */
 export const MAX_HELD_FRAMES = 1000;
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function isEntity(value: unknown): value is EntityBase {
   return isRecord(value) && isEntityId(value.id);

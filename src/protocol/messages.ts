@@ -8,6 +8,7 @@
  */
 
 import { DEFAULT_JSON_BOUNDS, checkJsonBounds, type JsonBounds } from './json-bounds.js';
+import { isRecord } from './json-value.js';
 export { assertNever } from './assert-never.js';
 
 export {
@@ -323,10 +324,6 @@ function fail(code: ErrorCode, message: string): ParseResult {
 /** Sets `record[key]` as an own property, so a key like `__proto__` is data, never the prototype. */
 function defineEntry<V>(record: Record<string, V>, key: string, value: V): void {
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function parseTopicList(value: unknown, type: string): readonly string[] | ProtocolError {

@@ -21,10 +21,7 @@
  */
 import type { EntityBase, EntityChange } from './topics.js';
 import { checkJsonBounds } from './json-bounds.js';
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+import { isRecord } from './json-value.js';
 
 /** Outcome of validating one entity. `field` is a dotted path such as `location.lat`. */
 export type ValidationResult =

@@ -4,7 +4,5 @@
  * @module
  */
 
-/** Whether `value` is a plain JSON object (not `null`, not an array). */
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+/** Whether `value` is a plain JSON object (not `null`, not an array); the protocol layer's one definition. */
+export { isRecord } from '../protocol/json-value.js';

@@ -2,12 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { AlertEngine } from '../../src/aggregator/alerts.js';
-import {
-  MAX_ALERT_MESSAGE_LENGTH,
-  compare,
-  renderMessage,
-  valueAt,
-} from '../../src/aggregator/threshold-alerts.js';
+import { MAX_ALERT_MESSAGE_LENGTH, compare, renderMessage } from '../../src/aggregator/threshold-alerts.js';
+import { readEntityPath as valueAt } from '../../src/protocol/entity-path.js';
 import type { ThresholdOperator, ThresholdRule } from '../../src/protocol/topic-definition.js';
 import type { CityAlert, EntityBase } from '../../src/protocol/topics.js';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
@@ -59,7 +55,7 @@ test('compare: a table of operators, types and missing values', () => {
     assert.equal(compare(actual, op, expected), result, `${String(actual)} ${op} ${String(expected)}`);
 });
 
-test('valueAt reads own dotted paths only', () => {
+test("rule fields are read by the protocol's readEntityPath: own dotted paths only", () => {
   assert.equal(valueAt({ a: { b: 2 } }, 'a.b'), 2);
   assert.equal(valueAt({ a: { b: 2 } }, 'a.c'), undefined);
   assert.equal(valueAt({ a: 1 }, 'constructor'), undefined);

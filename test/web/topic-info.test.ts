@@ -14,12 +14,12 @@ import {
   displayName,
   formatValue,
   locationOf,
-  readPath,
   readTopicInfo,
   readTopicsResponse,
   safeColor,
   truncate,
 } from '../../web/topic-info.js';
+import { readEntityPath as readPath } from '../../src/protocol/entity-path.js';
 
 const parking = {
   name: 'parking',

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from '../../protocol/state-model.js';
-import { FeedFormatError, isRecord } from './types.js';
+import { MAX_ID_LENGTH, MAX_TEXT_LENGTH, isEntityId } from '../../protocol/state-model.js';
+import { FeedFormatError, isRecord, isoFromEpochSeconds, toId } from './types.js';
 
 type Obj = Record<string, unknown>;
 
@@ -66,9 +66,10 @@ export function parseDiscovery(doc: unknown, language: string | undefined): Gbfs
 /** A reading the parser refused; `reason` names it, `id` is the entity's when it is known (it is retained). */
 export type Reject = (reason: string, id?: string) => void;
 
+/** A GBFS id (string or number) as an entity id, when it passes the protocol's id rule. */
 function id(value: unknown): string | undefined {
-  const s = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
-  return typeof s === 'string' && s.length > 0 && s.length <= MAX_ID_LENGTH ? s : undefined;
+  const s = toId(value);
+  return isEntityId(s) ? s : undefined;
 }
 
 /** v2 `name` (a string) or v3 `name` (`[{ text, language }]`, `language` preferred). */
@@ -102,7 +103,7 @@ function listOf(data: Obj, key: string, name: string): Obj[] {
 
 /** Seconds since the epoch (v2) or an RFC 3339 time (v3) -> ISO-8601. */
 function reportedAt(value: unknown): string | undefined {
-  if (typeof value === 'number' && value > 0 && value < 1e11) return new Date(value * 1000).toISOString();
+  if (typeof value === 'number') return isoFromEpochSeconds(value);
   if (typeof value === 'string' && value.length <= 64) {
     const ms = Date.parse(value);
     if (!Number.isNaN(ms)) return new Date(ms).toISOString();

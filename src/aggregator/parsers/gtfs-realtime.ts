@@ -26,7 +26,7 @@ import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from '../../protocol/state-model.js';
 import type { ExternalAlert, ExternalAlertSeverity, SourceBatch } from '../source.js';
 import { ChangeStamps } from './stable-time.js';
 import type { FeedParser, ParseContext } from './types.js';
-import { FeedFormatError, compact, isRecord } from './types.js';
+import { FeedFormatError, compact, isRecord, isoFromEpochSeconds } from './types.js';
 
 const { FeedMessage } = GtfsRealtimeBindings.transit_realtime;
 
@@ -127,13 +127,6 @@ function text(value: unknown, field: string, max = MAX_ID_LENGTH): string | unde
   return value;
 }
 
-/** Seconds since the epoch -> ISO-8601 (only for plausible times). */
-function isoFromSeconds(value: unknown): string | undefined {
-  return typeof value === 'number' && value > 0 && value < 1e11
-    ? new Date(value * 1000).toISOString()
-    : undefined;
-}
-
 const round = (value: number, digits: number): number => Math.round(value * 10 ** digits) / 10 ** digits;
 
 /** A finite number within [min, max], else `undefined`. */
@@ -189,7 +182,7 @@ function vehicleFields(id: string, descriptor: Obj, vehicle: Obj, delays: Readon
     label: text(descriptor.label, 'vehicle.label'),
     bearing: bearing === undefined ? undefined : round(bearing, 1),
     speed: speed === undefined ? undefined : round(speed, 2),
-    observedAt: isoFromSeconds(vehicle.timestamp),
+    observedAt: isoFromEpochSeconds(vehicle.timestamp),
     stopId: text(vehicle.stopId, 'stopId'),
     delaySec: delays.get(id) ?? (tripId === undefined ? undefined : delays.get(`trip:${tripId}`)),
   });
@@ -314,7 +307,7 @@ export function createGtfsRtTripUpdatesParser(options: GtfsRealtimeOptions = {})
         vehicleId,
         delaySec,
         stopId,
-        observedAt: isoFromSeconds(update.timestamp),
+        observedAt: isoFromEpochSeconds(update.timestamp),
       });
     });
     stamps.stamp(upserts, context.now);
@@ -423,7 +416,7 @@ export function createGtfsRtAlertsParser(options: GtfsRealtimeAlertsOptions = {}
               (alert.effect === 1 ? 'Severe' : 'Unknown'),
             headline: where === undefined ? header : `${header} (${where})`,
             area: where,
-            expires: period.end === undefined ? undefined : isoFromSeconds(period.end),
+            expires: period.end === undefined ? undefined : isoFromEpochSeconds(period.end),
           }),
         );
       } catch (error) {

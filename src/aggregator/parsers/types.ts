@@ -67,6 +67,13 @@ export function toIso(value: unknown): string | undefined {
   return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
 }
 
+/** Seconds since the epoch (GTFS-Realtime, GBFS v2) -> ISO-8601, only for plausible times; otherwise `undefined`. */
+export function isoFromEpochSeconds(value: unknown): string | undefined {
+  return typeof value === 'number' && value > 0 && value < 1e11
+    ? new Date(value * 1000).toISOString()
+    : undefined;
+}
+
 /** Reads a dotted path (`a.b.0.c`) inside a JSON value. */
 export function getPath(value: unknown, path: string): unknown {
   let current: unknown = value;

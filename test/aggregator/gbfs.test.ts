@@ -292,6 +292,30 @@ test('hostile GBFS documents: refused polls take no seq, bad records are rejecte
   }
 });
 
+test('a frozen GBFS document: the whole poll times out, nothing partial is published, it retries, other topics flow', async (t) => {
+  const server = await startFixtureServer();
+  t.after(() => server.close());
+  // Discovery and station_information answer; station_status never does (a frozen upstream).
+  server.hang('/gbfs/v2.3/station_status.json');
+  const source = createGbfsSource({
+    name: 'bikeshare',
+    url: `${server.url}/gbfs/v2.3/gbfs.json`,
+    intervalMs: 10,
+    timeoutMs: 100,
+    backoff: { initialMs: 5, maxMs: 20 },
+  });
+  const { aggregator, publisher, push } = await startFeedAggregator(t, [source], ['bikes'], false);
+  await waitFor(() => requestsTo(server, 'station_status.json') >= 2, 'a retry after the timeout');
+  const status = aggregator.sourceStatus().find((s) => s.name === 'bikeshare');
+  assert.equal(status?.state, 'failing');
+  assert.match(status?.lastError ?? '', /timed out/);
+  assert.equal(publisher.of('bikes').length, 0, 'no partial poll was published, no seq taken');
+  assert.deepEqual(aggregator.getTopicSnapshot('bikes').entities, []);
+  push.emit({ topic: 'cameras', upserts: [camera('c1')] });
+  assert.equal(publisher.of('cameras', 'UPDATE').length, 1, 'another topic keeps flowing');
+  await aggregator.stop(); // stops with a request still hanging
+});
+
 test('config: the gbfs source type and its options', () => {
   const config = validateConfig({
     topics: { bikes: {} },

@@ -201,6 +201,15 @@ test('?tiles= draws raster tiles under the markers, from the given template', as
   const server = await startSeededServer(t);
   const template = `${server.url}/tiles/{z}/{x}/{y}.png`;
   const { page } = await openDashboard(t, server, `?tiles=${encodeURIComponent(template)}`);
+  // Before the snapshot the map has nothing to fit and shows the world (zoom 1); the tiles are redrawn when the
+  // markers arrive, so read them once the cameras are on the map.
+  await page.waitForFunction(
+    () => document.querySelectorAll('[data-testid="marker-camera"]').length === 3,
+    undefined,
+    {
+      timeout: 5000,
+    },
+  );
   await page.locator('[data-testid="map-tiles"] image').first().waitFor({ state: 'attached', timeout: 5000 });
   const hrefs = await page
     .locator('[data-testid="map-tiles"] image')

@@ -23,7 +23,7 @@ import { AlertEngine, BUILTIN_RULES_OFF } from './alerts.js';
 import type { AlertRulesOptions } from './alerts.js';
 import { jsonEqual } from './equal.js';
 import { validateEntity } from './schema.js';
-import { isEntityId } from '../protocol/state-model.js';
+import { isEntityId, type ValidationResult } from '../protocol/state-model.js';
 import { resolveTopicRegistry, type TopicRegistry } from '../protocol/topic-registry.js';
 import type { Source, SourceBatch, SourceStatus } from './source.js';
 import { INGEST_SOURCE, SourceRunner, errorText, type SourceRecord } from './source-runner.js';
@@ -286,7 +286,7 @@ export class DataAggregator {
     const now = this.now();
     const valid: EntityBase[] = [];
     for (const [i, raw] of upserts.entries()) {
-      const result = validateEntity(this.registry, topic, raw, { source: INGEST_SOURCE, now });
+      const result = this.readEntity(slot, raw, INGEST_SOURCE, now);
       if (!result.ok) {
         const field = result.field === '' ? `entities[${i}]` : `entities[${i}].${result.field}`;
         this.runner.ingestRecord().rejected += 1;
@@ -401,7 +401,7 @@ export class DataAggregator {
     let firstRejection: { id: string | undefined; field: string; error: string } | null = null;
     let rejected = 0;
     for (const raw of batch.upserts ?? []) {
-      const result = validateEntity(this.registry, slot.name, raw, { source: record.name, now });
+      const result = this.readEntity(slot, raw, record.name, now);
       if (result.ok) {
         valid.push(result.entity);
         mentioned.add(result.entity.id);
@@ -439,6 +439,21 @@ export class DataAggregator {
         this.alertEngine.onExternalAlerts(record.name, batch.alerts, batch.complete === true, slot.name),
       );
     }
+  }
+
+  /**
+   * Validates one reported entity (defaults filled: `source`, `updatedAt`, the id field). A record that carries no
+   * `updatedAt` of its own and equals the stored entity in every other field is the stored entity: its content did
+   * not change, so its time stays that of the last change and nothing is published for it (stamping "now" would
+   * republish every record of a time-less feed on every poll). Its TTL is refreshed all the same.
+   */
+  private readEntity(slot: TopicSlot, raw: unknown, source: string, now: number): ValidationResult {
+    const result = validateEntity(this.registry, slot.name, raw, { source, now });
+    if (!result.ok || (raw as { updatedAt?: unknown }).updatedAt !== undefined) return result;
+    const stored = slot.entities.get(result.entity.id)?.entity;
+    if (stored === undefined || !jsonEqual({ ...result.entity, updatedAt: stored.updatedAt }, stored))
+      return result;
+    return { ok: true, entity: stored };
   }
 
   /**

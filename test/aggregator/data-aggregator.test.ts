@@ -336,3 +336,88 @@ test('the simulator fills every topic on start and keeps every reading valid', a
     assert.equal(publisher.of(topic, 'UPDATE').length, 1, `${topic} published once`);
   }
 });
+
+/** A camera reading without a time of its own (the aggregator stamps `updatedAt`). */
+function timeless(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const { updatedAt: _dropped, ...rest } = camera(id);
+  return { ...rest, ...overrides };
+}
+
+test('a record without updatedAt that did not change publishes nothing and keeps the time of its last change', async (t) => {
+  // Each case: the readings of a second report (one minute after the first: c1 and c2 without a time).
+  const cases: ReadonlyArray<{
+    name: string;
+    second: (via: 'source' | 'ingest') => Record<string, unknown>[];
+    changed: string[];
+  }> = [
+    { name: 'the same readings again', second: () => [timeless('c1'), timeless('c2')], changed: [] },
+    { name: 'in another order', second: () => [timeless('c2'), timeless('c1')], changed: [] },
+    {
+      name: 'one field changed',
+      second: () => [timeless('c1'), timeless('c2', { status: 'offline' })],
+      changed: ['c2'],
+    },
+    {
+      name: 'a field added',
+      second: () => [timeless('c1', { area: 'Dam' }), timeless('c2')],
+      changed: ['c1'],
+    },
+    {
+      name: 'an explicit time equal to nothing stored',
+      second: () => [timeless('c1', { updatedAt: '2026-03-01T12:05:00.000Z' }), timeless('c2')],
+      changed: ['c1'],
+    },
+    {
+      name: 'the same content from another reporter',
+      second: (via) => [timeless('c1', { source: via === 'source' ? 'other' : 'feed-2' }), timeless('c2')],
+      changed: ['c1'],
+    },
+  ];
+  for (const via of ['source', 'ingest'] as const) {
+    for (const { name, second, changed } of cases) {
+      const { clock, source, aggregator, publisher } = setup();
+      t.after(() => aggregator.stop());
+      await aggregator.start();
+      const report = (readings: Record<string, unknown>[]) => {
+        if (via === 'source') source.emit({ topic: 'cameras', upserts: readings });
+        else assert.ok(aggregator.ingest('cameras', readings).ok);
+      };
+      report([timeless('c1'), timeless('c2')]);
+      const firstTime = new Date(clock.ms).toISOString();
+      clock.advance(60_000);
+      report(second(via));
+      await aggregator.stop();
+
+      const updates = publisher.of('cameras', 'UPDATE');
+      const label = `${via}: ${name}`;
+      assert.equal(updates.length, changed.length === 0 ? 1 : 2, label);
+      const published = updates[1]?.message.data as EntityChange | undefined;
+      assert.deepEqual(published?.upserts.map((e) => e.id) ?? [], changed, label);
+      const snapshot = aggregator.getTopicSnapshot('cameras');
+      assert.equal(snapshot.seq, updates.length, `${label}: no seq taken for an unchanged record`);
+      for (const entity of snapshot.entities) {
+        const expected = changed.includes(entity.id)
+          ? (second(via).find((r) => r.id === entity.id)?.updatedAt ?? new Date(clock.ms).toISOString())
+          : firstTime;
+        assert.equal(entity.updatedAt, expected, `${label}: ${entity.id}'s updatedAt`);
+      }
+    }
+  }
+});
+
+test('an unchanged record without updatedAt still refreshes its TTL', async (t) => {
+  const { clock, source, aggregator, publisher } = setup({ ttlMs: { cameras: 60_000 } });
+  t.after(() => aggregator.stop());
+  await aggregator.start();
+  source.emit({ topic: 'cameras', upserts: [timeless('c1')] });
+  for (let i = 0; i < 5; i++) {
+    clock.advance(40_000);
+    source.emit({ topic: 'cameras', upserts: [timeless('c1')] });
+    aggregator.sweep();
+  }
+  assert.equal(aggregator.getTopicSnapshot('cameras').entities.length, 1, 'seen every 40 s: never expires');
+  assert.equal(publisher.of('cameras').length, 1, 'and never republished');
+  clock.advance(60_000);
+  aggregator.sweep();
+  assert.deepEqual(publisher.of('cameras').at(-1)?.message.data, { upserts: [], removes: ['c1'] });
+});

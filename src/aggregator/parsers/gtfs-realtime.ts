@@ -24,7 +24,6 @@
 import GtfsRealtimeBindings from 'gtfs-realtime-bindings';
 import { MAX_ID_LENGTH, MAX_TEXT_LENGTH } from '../../protocol/state-model.js';
 import type { ExternalAlert, ExternalAlertSeverity, SourceBatch } from '../source.js';
-import { ChangeStamps } from './stable-time.js';
 import type { FeedParser, ParseContext } from './types.js';
 import { FeedFormatError, compact, isRecord, isoFromEpochSeconds } from './types.js';
 
@@ -250,7 +249,6 @@ function gtfsParser(
 /** `gtfs-rt-vehicles`: VehiclePositions (with the delays of TripUpdates in the same feed) -> `transit`. */
 export function createGtfsRtVehiclesParser(options: GtfsRealtimeOptions = {}): FeedParser {
   const topic = options.topic ?? 'transit';
-  const stamps = new ChangeStamps();
   return gtfsParser('gtfs-rt-vehicles', topic, options, (feed, context) => {
     const delays = new Map<string, number>();
     for (const entity of feed.entities) {
@@ -274,7 +272,6 @@ export function createGtfsRtVehiclesParser(options: GtfsRealtimeOptions = {}): F
         : vehicleEntity(entity, entity.vehicle, delays),
     );
     for (const entity of upserts) if (entity.observedAt !== undefined) entity.updatedAt = entity.observedAt;
-    stamps.stamp(upserts, context.now);
     const removes = deletedIds(feed);
     return {
       topic,
@@ -289,7 +286,6 @@ export function createGtfsRtVehiclesParser(options: GtfsRealtimeOptions = {}): F
 /** `gtfs-rt-trip-updates`: TripUpdates -> one entity per trip (topic `transitDelays` by default). */
 export function createGtfsRtTripUpdatesParser(options: GtfsRealtimeOptions = {}): FeedParser {
   const topic = options.topic ?? 'transitDelays';
-  const stamps = new ChangeStamps();
   return gtfsParser('gtfs-rt-trip-updates', topic, options, (feed, context) => {
     const { upserts, retained } = collect(feed.entities, context, (entity) => {
       if (entity.isDeleted === true || !isRecord(entity.tripUpdate)) return null;
@@ -310,7 +306,6 @@ export function createGtfsRtTripUpdatesParser(options: GtfsRealtimeOptions = {})
         observedAt: isoFromEpochSeconds(update.timestamp),
       });
     });
-    stamps.stamp(upserts, context.now);
     return { topic, upserts, complete: feed.complete, ...(retained.length > 0 ? { retained } : {}) };
   });
 }

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { ChangeStamps } from '../parsers/stable-time.js';
 import { FeedFormatError } from '../parsers/types.js';
 import {
   gbfsData,
@@ -50,7 +49,6 @@ interface CachedDocument {
 class GbfsSource extends PollingSource {
   readonly kind = 'gbfs';
   private readonly cache = new Map<string, CachedDocument>();
-  private readonly stamps = new ChangeStamps();
 
   constructor(private readonly options: GbfsSourceOptions) {
     super(options, options.topic ?? 'bikes', { accept: 'application/json', maxUrls: 8 });
@@ -123,7 +121,6 @@ class GbfsSource extends PollingSource {
       ...stationEntities(information, status, discovery.major, this.options.language, reject),
       ...(vehicles === undefined ? [] : vehicleEntities(vehicles, discovery.major, reject)),
     ];
-    this.stamps.stamp(upserts, context.now());
     context.emit({
       topic: this.topics[0] as string,
       upserts,

@@ -14,6 +14,7 @@ import { test, type TestContext } from 'node:test';
 import type { CityPulseServer } from '../../src/app/create-server.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
+import type { TopicState } from '../../src/protocol/topics.js';
 import { WebSocketServer } from 'ws';
 import { RedisBroker } from '../../src/cluster/redis-broker.js';
 import { WebSocketService } from '../../src/gateway/websocket-service.js';
@@ -137,6 +138,12 @@ async function exercise(
   assert.equal(initial.seq, 0);
   assert.equal(typeof initial.epoch, 'string', 'the first snapshot carries the epoch');
   assert.notEqual(initial.epoch, '');
+  const httpState = JSON.parse((await get(`${reader.url}/api/snapshot`)).text) as Record<string, TopicState>;
+  assert.deepEqual(
+    { seq: httpState.parking?.seq, epoch: httpState.parking?.epoch },
+    { seq: 0, epoch: initial.epoch },
+    'GET /api/snapshot: the same epoch before anything was published',
+  );
 
   const accepted = await post(writer, { topic: 'parking', entities: [lot('p1', 12)] });
   assert.equal(accepted.status, 202, JSON.stringify(accepted.body));

@@ -6,8 +6,9 @@
  *
  * A topic's validator is the state model's base rule (`validateBase`: JSON bounds, `id`, `updatedAt`, `source`),
  * then the topic's schema; a refusal names the first bad field as a dotted path (`location.lat`). Schemas are
- * input (the config file's `topics` section): strict mode, no `$ref` outside the schema itself, no `$id`, `pattern`
- * strings of at most {@link MAX_SCHEMA_PATTERN_LENGTH} characters, and the whole schema within the JSON bounds.
+ * input (the config file's `topics` section): strict mode, no `$ref` outside the schema itself, no `$id`, at most
+ * {@link MAX_SCHEMA_PATTERNS} patterns of at most {@link MAX_SCHEMA_PATTERN_LENGTH} characters, each proven free of
+ * catastrophic backtracking (`pattern-safety.ts`), and the whole schema within the JSON bounds.
  *
  * Node only (ajv generates code): the client SDK folds with the base rule and never imports this module.
  *
@@ -17,6 +18,7 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import formatsModule from 'ajv-formats';
 import { BUILTIN_TOPICS, builtinTopic, type BuiltinTopicName } from './catalog/index.js';
 import { checkJsonBounds } from './json-bounds.js';
+import { unsafePatternReason } from './pattern-safety.js';
 import { DEFAULT_TOPICS, TOPIC_NAME_PATTERN } from './messages.js';
 import {
   isIsoDateTime,
@@ -30,6 +32,9 @@ import type { JsonSchema, TopicDefinition, TopicInfo } from './topic-definition.
 
 /** Longest `pattern` (or `patternProperties` key) a topic schema may hold. */
 export const MAX_SCHEMA_PATTERN_LENGTH = 512;
+
+/** Most `pattern`s (and `patternProperties` keys) one topic schema may hold: each is proven ReDoS-free first. */
+export const MAX_SCHEMA_PATTERNS = 16;
 
 /** Default TTL (ms) of a topic defined by name only (no catalog entry, no schema): 30 minutes. */
 export const GENERIC_TTL_MS = 30 * 60_000;
@@ -89,6 +94,7 @@ function schemaProblem(schema: JsonSchema): { path: string; message: string } | 
   const violation = checkJsonBounds(schema);
   if (violation !== null) return { path: 'schema', message: violation.message };
   const stack: { value: unknown; path: string }[] = [{ value: schema, path: 'schema' }];
+  let patternCount = 0;
   while (stack.length > 0) {
     const { value, path } = stack.pop() as { value: unknown; path: string };
     if (typeof value !== 'object' || value === null) continue;
@@ -100,14 +106,24 @@ function schemaProblem(schema: JsonSchema): { path: string; message: string } | 
       if (key === '$id' || key === '$anchor' || key === '$dynamicAnchor') {
         return { path: at, message: `${key} is not supported in a topic schema` };
       }
-      if (key === 'pattern' && typeof child === 'string' && child.length > MAX_SCHEMA_PATTERN_LENGTH) {
-        return { path: at, message: `longer than ${MAX_SCHEMA_PATTERN_LENGTH} characters` };
-      }
-      if (key === 'patternProperties' && typeof child === 'object' && child !== null) {
-        const long = Object.keys(child).find((k) => k.length > MAX_SCHEMA_PATTERN_LENGTH);
-        if (long !== undefined) {
-          return { path: at, message: `a pattern is longer than ${MAX_SCHEMA_PATTERN_LENGTH} characters` };
+      const patterns =
+        key === 'pattern' && typeof child === 'string'
+          ? [{ pattern: child, where: at }]
+          : key === 'patternProperties' && typeof child === 'object' && child !== null
+            ? Object.keys(child).map((k) => ({
+                pattern: k,
+                where: `${at}[${JSON.stringify(k.slice(0, 40))}]`,
+              }))
+            : [];
+      for (const { pattern, where } of patterns) {
+        if (++patternCount > MAX_SCHEMA_PATTERNS) {
+          return { path: where, message: `more than ${MAX_SCHEMA_PATTERNS} patterns in one schema` };
         }
+        if (pattern.length > MAX_SCHEMA_PATTERN_LENGTH) {
+          return { path: where, message: `longer than ${MAX_SCHEMA_PATTERN_LENGTH} characters` };
+        }
+        const unsafe = unsafePatternReason(pattern);
+        if (unsafe !== null) return { path: where, message: `pattern ${JSON.stringify(pattern)} ${unsafe}` };
       }
       stack.push({ value: child, path: at });
     }

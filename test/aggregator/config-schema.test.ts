@@ -406,6 +406,10 @@ test('topic definitions are input: bounded, compiled, no remote refs', () => {
       'topics.t.schema',
     ],
     [topic({ type: 'object', properties: { a: { type: 'string', pattern: '(' } } }), 'topics.t.schema'],
+    [
+      topic({ type: 'object', properties: { plate: { type: 'string', pattern: '^([A-Z]+-?)+$' } } }),
+      'topics.t.schema.properties.plate.pattern: pattern "^([A-Z]+-?)+$" is too complex to prove free of catastrophic backtracking: anchor it',
+    ],
     [topic({ type: 'object', propertiez: {} }), 'topics.t.schema'],
     [topic('object'), 'topics.t.schema: must be an object'],
     [{ sources: [{ type: 'simulator' }], topics: many }, 'topics: must have at most 64 keys'],

@@ -15,6 +15,7 @@ import { validateBase } from '../../src/protocol/state-model.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import {
   MAX_SCHEMA_PATTERN_LENGTH,
+  MAX_SCHEMA_PATTERNS,
   TopicRegistry,
   TopicRegistryError,
   createTopicRegistry,
@@ -293,4 +294,87 @@ test('property: a validator never throws and never accepts a value over the JSON
     }),
     { numRuns: 2000 },
   );
+});
+
+test('patterns that can backtrack catastrophically are refused where they are defined; realistic ones are kept', () => {
+  const at = (pattern: string) =>
+    definition({ type: 'object', properties: { a: { type: 'string', pattern } } });
+  // Nested or adjacent repetition over the same characters, unanchored suffixes (ajv's test() tries every start).
+  const unsafe = [
+    '^(a+)+$',
+    '^(a|a)*b$',
+    '(\\w+\\s?)*$',
+    '^(([a-z])+.)+[A-Z]([a-z])+$',
+    '\\d+x',
+    '\\s+$',
+    '.*.*=.*',
+    '^(?:a*)*$',
+    '^(x+x+)+y$',
+    '^([a-z0-9]+[-.]?)+@',
+  ];
+  for (const pattern of unsafe) {
+    assert.throws(
+      () => new TopicRegistry([at(pattern)]),
+      (error: unknown) =>
+        error instanceof TopicRegistryError &&
+        error.path === 'schema.properties.a.pattern' &&
+        /backtrack/.test(error.message),
+      pattern,
+    );
+  }
+  // Wherever a pattern sits: patternProperties keys, propertyNames, items, $defs, not/anyOf.
+  const places: [string, Record<string, unknown>][] = [
+    ['patternProperties key', { patternProperties: { '^(a+)+$': {} } }],
+    ['propertyNames', { propertyNames: { pattern: '(a|a)*$' } }],
+    ['items', { properties: { list: { type: 'array', items: { type: 'string', pattern: '\\d+x' } } } }],
+    ['$defs', { $defs: { code: { type: 'string', pattern: '^(a+)+$' } } }],
+    ['anyOf', { anyOf: [{ properties: { b: { type: 'string', pattern: '(\\w+\\s?)*$' } } }] }],
+  ];
+  for (const [where, schema] of places) {
+    assert.throws(
+      () => new TopicRegistry([definition(schema)]),
+      (error: unknown) => error instanceof TopicRegistryError && /backtrack/.test(error.message),
+      where,
+    );
+  }
+  // Not a regular expression, or too many to check: refused with the reason.
+  assert.throws(() => new TopicRegistry([at('^[')]), /not a valid regular expression/);
+  assert.throws(() => new TopicRegistry([at('^a{2,1}$')]), /not a valid regular expression/);
+  const many = Object.fromEntries(
+    Array.from({ length: MAX_SCHEMA_PATTERNS + 1 }, (_, i) => [
+      `f${i}`,
+      { type: 'string', pattern: `^f${i}$` },
+    ]),
+  );
+  assert.throws(
+    () => new TopicRegistry([definition({ type: 'object', properties: many })]),
+    /more than 16 patterns/,
+  );
+
+  // What a topic author writes: accepted, and they still validate.
+  const realistic: [string, string, string][] = [
+    ['^[A-Z]{2}-\\d{1,4}$', 'NL-42', 'nl-42'],
+    ['^[a-z0-9_-]{1,64}$', 'garage_7', 'Garage 7'],
+    ['^https?://\\S+$', 'https://x.example/a.jpg', 'ftp://x'],
+    ['^(?:[01]\\d|2[0-3]):[0-5]\\d$', '23:59', '24:00'],
+    ['^[A-Z0-9]{1,10}(-[A-Z0-9]{1,10})*$', 'A1-B2-C3', 'A1--B2'],
+    ['^[\\w.+-]+@[\\w-]+\\.[\\w.-]+$', 'ops@city.example', 'ops@'],
+    ['^#[0-9a-fA-F]{6}$', '#33aa99', '#33aa9'],
+    ['^\\p{L}[\\p{L} ]{0,63}$', 'Amsterdam Noord', ' Amsterdam'],
+    ['^(north|south|east|west)bound$', 'northbound', 'upbound'],
+    ['[a-z]+', 'abc', '123'],
+  ];
+  const registry = new TopicRegistry(realistic.map(([pattern], i) => ({ ...at(pattern), name: `p${i}` })));
+  for (const [i, [pattern, good, bad]] of realistic.entries()) {
+    assert.equal(
+      registry.validator(`p${i}`)({ id: 'x', ...BASE, a: good }).ok,
+      true,
+      `${pattern} takes ${good}`,
+    );
+    assert.equal(
+      registry.validator(`p${i}`)({ id: 'x', ...BASE, a: bad }).ok,
+      false,
+      `${pattern} refuses ${bad}`,
+    );
+  }
 });

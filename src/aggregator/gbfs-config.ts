@@ -9,7 +9,7 @@ import type { OptionReader } from './config-reader.js';
 import type { Source } from './source.js';
 import { createGbfsSource } from './sources/gbfs.js';
 
-/** `{ "type": "gbfs", "name": ..., "url": <gbfs.json>, "language"?, "topic"?, "includeVehicles"? }`. */
+/** `{ "type": "gbfs", "name": ..., "url": <gbfs.json>, "language"?, "topic"?, "includeVehicles"?, "feedHosts"? }`. */
 export interface GbfsSourceConfig {
   readonly type: 'gbfs';
   readonly name: string;
@@ -17,6 +17,7 @@ export interface GbfsSourceConfig {
   readonly topic: string;
   readonly language?: string;
   readonly includeVehicles: boolean;
+  readonly feedHosts?: readonly string[];
   readonly intervalMs?: number;
   readonly timeoutMs?: number;
   readonly headers?: Readonly<Record<string, string>>;
@@ -32,6 +33,7 @@ export function readGbfsSourceConfig(r: OptionReader, backoff: BackoffOptions | 
   const intervalMs = r.optionalNumber('intervalMs', { min: 100 });
   const timeoutMs = r.optionalNumber('timeoutMs', { min: 10 });
   const headers = r.stringMap('headers');
+  const feedHosts = r.stringList('feedHosts');
   return {
     type: 'gbfs',
     name: r.string('name'),
@@ -39,6 +41,7 @@ export function readGbfsSourceConfig(r: OptionReader, backoff: BackoffOptions | 
     topic: r.string('topic', 'bikes'),
     includeVehicles: r.boolean('includeVehicles', true),
     ...(language === undefined ? {} : { language }),
+    ...(feedHosts === undefined ? {} : { feedHosts }),
     ...(intervalMs === undefined ? {} : { intervalMs }),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
     ...(headers === undefined ? {} : { headers }),

@@ -316,6 +316,59 @@ test('a frozen GBFS document: the whole poll times out, nothing partial is publi
   await aggregator.stop(); // stops with a request still hanging
 });
 
+test('feeds on another host than the discovery are not fetched (nor sent the headers) unless feedHosts lists it', async (t) => {
+  const home = await startFixtureServer();
+  const elsewhere = await startFixtureServer();
+  t.after(() => Promise.all([home.close(), elsewhere.close()]).then(() => undefined));
+  // The discovery points station_status at another server (another port: another host).
+  const discovery = fixture('v2.3/gbfs.json') as { data: { en: { feeds: { name: string; url: string }[] } } };
+  for (const feed of discovery.data.en.feeds) {
+    if (feed.name === 'station_status') feed.url = `${elsewhere.url}/gbfs/v2.3/station_status.json`;
+  }
+  home.route('/gbfs/v2.3/gbfs.json', () => json(discovery));
+  const elsewhereHost = new URL(elsewhere.url).host;
+  const cases: [string, readonly string[] | undefined, boolean][] = [
+    ['no feedHosts', undefined, false],
+    ['another host listed', ['feeds.example.org'], false],
+    ['its host and port', [elsewhereHost], true],
+    ['its host name (any port), in capitals', [new URL(elsewhere.url).hostname.toUpperCase()], true],
+  ];
+  for (const [name, feedHosts, allowed] of cases) {
+    await t.test(name, async (tt) => {
+      elsewhere.requests.length = 0;
+      home.requests.length = 0;
+      const source = createGbfsSource({
+        name: 'bikeshare',
+        url: `${home.url}/gbfs/v2.3/gbfs.json`,
+        intervalMs: 10,
+        timeoutMs: 4000,
+        backoff: { initialMs: 5, maxMs: 20 },
+        headers: { 'x-api-key': 'secret-of-the-operator' },
+        ...(feedHosts === undefined ? {} : { feedHosts }),
+      });
+      const { aggregator, publisher } = await startFeedAggregator(tt, [source], ['bikes'], false);
+      if (allowed) {
+        await waitFor(() => publisher.of('bikes').length >= 1, 'the stations');
+        assert.deepEqual(
+          [...new Set(elsewhere.requests.map((r) => r.headers['x-api-key']))],
+          ['secret-of-the-operator'],
+        );
+      } else {
+        await waitFor(() => requestsTo(home, 'gbfs.json') >= 3, 'a few polls');
+        const status = aggregator.sourceStatus().find((s) => s.name === 'bikeshare');
+        assert.equal(status?.state, 'failing');
+        assert.match(
+          status?.lastError ?? '',
+          /station_status URL is on host .* not the discovery's .*feedHosts/,
+        );
+        assert.equal(elsewhere.requests.length, 0, 'nothing was sent to the other host');
+        assert.equal(publisher.of('bikes').length, 0, 'no seq taken');
+      }
+      await aggregator.stop();
+    });
+  }
+});
+
 test('config: the gbfs source type and its options', () => {
   const config = validateConfig({
     topics: { bikes: {} },
@@ -340,6 +393,24 @@ test('config: the gbfs source type and its options', () => {
     () => validateConfig({ sources: [{ type: 'gbfs', name: 'v', url: 'ftp://e.org/g.json' }] }),
     /sources\[0\]\.url/,
   );
+  const withHosts = validateConfig({
+    topics: { bikes: {} },
+    sources: [
+      { type: 'gbfs', name: 'v', url: 'https://e.org/g.json', feedHosts: ['cdn.e.org', 'e.net:8443'] },
+    ],
+  });
+  assert.deepEqual((withHosts.sources[0] as { feedHosts?: unknown }).feedHosts, ['cdn.e.org', 'e.net:8443']);
+  for (const bad of [['https://cdn.e.org'], ['cdn.e.org/path'], [''], 'cdn.e.org', [7]]) {
+    assert.throws(
+      () =>
+        validateConfig({
+          topics: { bikes: {} },
+          sources: [{ type: 'gbfs', name: 'v', url: 'https://e.org/g.json', feedHosts: bad }],
+        }),
+      /sources\[0\]\.feedHosts/,
+      JSON.stringify(bad),
+    );
+  }
   // The topic it reports to must be served (listed in "topics", or a city topic).
   assert.throws(
     () => validateConfig({ sources: [{ type: 'gbfs', name: 'v', url: 'https://e.org/g.json' }] }),

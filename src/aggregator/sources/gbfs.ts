@@ -35,6 +35,12 @@ export interface GbfsSourceOptions extends PollingSourceOptions {
   readonly language?: string;
   /** Report free (undocked) vehicles too. Default true. */
   readonly includeVehicles?: boolean;
+  /**
+   * Hosts besides the discovery URL's own that the feeds it lists may be on (`cdn.example.org`, or with a port
+   * `cdn.example.org:8443`). Default none: a listed feed on another host fails the poll, so a hostile discovery
+   * file can neither send the poller elsewhere nor receive the configured `headers` (an API key).
+   */
+  readonly feedHosts?: readonly string[];
 }
 
 /** Longest `ttl` honoured (s). */
@@ -50,8 +56,15 @@ class GbfsSource extends PollingSource {
   readonly kind = 'gbfs';
   private readonly cache = new Map<string, CachedDocument>();
 
+  /** Hosts (`host`, or `hostname` for entries without a port) whose feeds may be fetched. */
+  private readonly feedHosts: ReadonlySet<string>;
+
   constructor(private readonly options: GbfsSourceOptions) {
     super(options, options.topic ?? 'bikes', { accept: 'application/json', maxUrls: 8 });
+    this.feedHosts = new Set([
+      new URL(options.url).host,
+      ...(options.feedHosts ?? []).map((h) => h.toLowerCase()),
+    ]);
   }
 
   /** A document's decoded JSON: from the cache while its ttl runs, else fetched (a 304 renews the cached one). */
@@ -98,6 +111,11 @@ class GbfsSource extends PollingSource {
       const resolved = new URL(url, this.options.url);
       if (resolved.protocol !== 'http:' && resolved.protocol !== 'https:')
         throw new FeedFormatError(`gbfs.json: the ${feed} URL is not http(s)`);
+      if (!this.feedHosts.has(resolved.host) && !this.feedHosts.has(resolved.hostname)) {
+        throw new FeedFormatError(
+          `gbfs.json: the ${feed} URL is on host ${JSON.stringify(resolved.host.slice(0, 256))}, not the discovery's (list it in feedHosts to allow it)`,
+        );
+      }
       return resolved.href;
     };
     const read = async (feed: string, major: GbfsMajor): Promise<Record<string, unknown>> => {

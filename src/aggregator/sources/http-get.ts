@@ -104,18 +104,28 @@ function readBody(
   });
 }
 
-/** GETs `url`. Resolves with any status (the caller decides what a 500 means); rejects on transport errors. */
+/**
+ * GETs `url`. Resolves with any status (the caller decides what a 500 means); rejects on transport errors. The
+ * caller's `headers` (API keys, credentials) go to `url`'s origin only: a redirect to another origin is followed
+ * without them.
+ */
 export async function httpGet(url: string, options: HttpGetOptions = {}): Promise<HttpResponse> {
   let current = new URL(url);
+  const origin = current.origin;
   const maxRedirects = options.maxRedirects ?? 3;
   for (let hop = 0; ; hop++) {
-    const response = await once(current, options);
+    const response = await once(current, current.origin === origin ? options : { ...options, headers: {} });
     const status = response.statusCode ?? 0;
     const location = response.headers.location;
     if ([301, 302, 303, 307, 308].includes(status) && location !== undefined) {
       response.resume();
       if (hop >= maxRedirects) throw new HttpError(`more than ${maxRedirects} redirects`);
-      const next = new URL(location, current);
+      let next: URL;
+      try {
+        next = new URL(location, current);
+      } catch {
+        throw new HttpError('redirect to an invalid URL');
+      }
       if (next.protocol !== 'http:' && next.protocol !== 'https:')
         throw new HttpError(`redirect to unsupported ${next.protocol}`);
       current = next;

@@ -194,7 +194,9 @@ export class CityMap {
     this.#svg.setAttribute('width', String(width));
     this.#svg.setAttribute('height', String(height));
     const under: SVGElement[] = [svg('rect', { class: 'map-bg', x: 0, y: 0, width, height })];
-    if (this.#tiles !== null) under.push(this.#tileLayer(view, this.#tiles));
+    // No tiles before there is something to fit: the empty view is the whole world, and its tiles would be fetched
+    // only to be replaced by the city's a moment later.
+    if (this.#tiles !== null && this.#markers.length > 0) under.push(this.#tileLayer(view, this.#tiles));
     under.push(this.#graticule(view));
     // The marker layer stays in place (moving it would restyle every marker).
     this.#under.replaceChildren(...under);

@@ -200,15 +200,21 @@ test('the page loads and shows every topic from the snapshot', async (t) => {
 test('?tiles= draws raster tiles under the markers, from the given template', async (t) => {
   const server = await startSeededServer(t);
   const template = `${server.url}/tiles/{z}/{x}/{y}.png`;
-  const { page } = await openDashboard(t, server, `?tiles=${encodeURIComponent(template)}`);
-  // Before the snapshot the map has nothing to fit and shows the world (zoom 1); the tiles are redrawn when the
-  // markers arrive, so read them once the cameras are on the map.
+  const requested: string[] = [];
+  const { page } = await openPage(t, browser, server, {
+    query: `?tiles=${encodeURIComponent(template)}`,
+    // Every tile request from the first one on.
+    prepare: async (p) => {
+      p.on('request', (request) => {
+        if (request.url().includes('/tiles/')) requested.push(request.url());
+      });
+    },
+  });
+  // Before the snapshot the map has nothing to fit: no tiles until the markers arrive.
   await page.waitForFunction(
     () => document.querySelectorAll('[data-testid="marker-camera"]').length === 3,
     undefined,
-    {
-      timeout: 5000,
-    },
+    { timeout: 5000 },
   );
   await page.locator('[data-testid="map-tiles"] image').first().waitFor({ state: 'attached', timeout: 5000 });
   const hrefs = await page
@@ -220,6 +226,12 @@ test('?tiles= draws raster tiles under the markers, from the given template', as
   const zoom = Number(/tiles\/(\d+)\//.exec(hrefs[0] ?? '')?.[1]);
   assert.ok(zoom >= 11 && zoom <= 16, `zoom ${zoom}`);
   assert.equal(await page.getByTestId('marker-camera').count(), 3, 'markers drawn over the tiles');
+  // Every tile the page asked for is one of the city's: no world tiles were fetched while the map was empty.
+  for (let waited = 0; requested.length < hrefs.length && waited < 5000; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok(requested.length >= hrefs.length, `${requested.length} tile requests`);
+  for (const url of requested) assert.match(url, new RegExp(`/tiles/${zoom}/\\d+/\\d+\\.png$`));
 });
 
 test('reflects an UPDATE and an ALERT published through the API within a second', async (t) => {

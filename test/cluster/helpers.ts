@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
+import { RedisBroker } from '../../src/cluster/redis-broker.js';
+import { WebSocketService, type WebSocketServiceOptions } from '../../src/gateway/websocket-service.js';
 import {
   createServer,
   type CityPulseServer,
@@ -101,6 +103,26 @@ export async function startNode(t: TestContext, options: CityPulseServerOptions)
   });
   t.after(() => server.close());
   return server;
+}
+
+/**
+ * A `WebSocketService` publishing through a `RedisBroker` on the machine's Redis under this test's key prefix, with
+ * no HTTP server (for tests of the library publish path); closed after the test.
+ */
+export async function startRedisService(
+  t: TestContext,
+  options: Omit<WebSocketServiceOptions, 'broker'>,
+): Promise<{ service: WebSocketService; broker: RedisBroker }> {
+  const wss = new WebSocketServer({ noServer: true });
+  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: testPrefix(t) });
+  await broker.connect();
+  const service = new WebSocketService(wss, { ...options, broker });
+  t.after(async () => {
+    await service.close();
+    await broker.close();
+    wss.close();
+  });
+  return { service, broker };
 }
 
 /** A node running as its own process (`citypulse serve` through tsx), so it can be SIGKILLed. */

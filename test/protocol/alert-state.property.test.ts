@@ -19,7 +19,6 @@ import { WebSocketServer } from 'ws';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { applyFrame, fromSnapshot, type FoldedTopic } from '../../src/aggregator/fold.js';
 import { TopicStore, toSnapshotContent } from '../../src/client/topic-store.js';
-import { RedisBroker } from '../../src/cluster/redis-broker.js';
 import { WebSocketService } from '../../src/gateway/websocket-service.js';
 import {
   MAX_ACTIVE_ALERTS,
@@ -28,7 +27,7 @@ import {
   applyAlert,
 } from '../../src/protocol/alert-state.js';
 import type { WebSocketMessage } from '../../src/protocol/messages.js';
-import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
+import { redisUp, startRedisService } from '../cluster/helpers.js';
 import { accident } from '../aggregator/helpers.js';
 
 const TOPIC = 'accidents';
@@ -230,15 +229,7 @@ test(
   'the Redis state holds the same active alerts, in order, through the library publish path',
   { skip: !up && 'no Redis on 127.0.0.1:6379', timeout: 180_000 },
   async (t) => {
-    const wss = new WebSocketServer({ noServer: true });
-    const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: testPrefix(t) });
-    await broker.connect();
-    const service = new WebSocketService(wss, { topics: [TOPIC], broker, heartbeatIntervalMs: 60_000 });
-    t.after(async () => {
-      await service.close();
-      await broker.close();
-      wss.close();
-    });
+    const { service, broker } = await startRedisService(t, { topics: [TOPIC], heartbeatIntervalMs: 60_000 });
     await fc.assert(
       fc.asyncProperty(opsArb, async (ops) => {
         await broker.redis.del(broker.key(TOPIC, 'alerts'), broker.key(TOPIC, 'state')); // fresh per run

@@ -13,16 +13,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { WebSocketServer } from 'ws';
 import { DataAggregator } from '../../src/aggregator/data-aggregator.js';
 import { TopicStore, toEntityChange } from '../../src/client/topic-store.js';
-import { RedisBroker } from '../../src/cluster/redis-broker.js';
 import { foldUpdate, parseUpdate, UpdateRejectedError } from '../../src/protocol/state-model.js';
 import { defaultTopicRegistry } from '../../src/protocol/topic-registry.js';
-import { WebSocketService } from '../../src/gateway/websocket-service.js';
 import type { EntityBase } from '../../src/protocol/topics.js';
 import { RecordingPublisher } from '../aggregator/helpers.js';
-import { REDIS_URL, redisUp, testPrefix } from '../cluster/helpers.js';
+import { redisUp, startRedisService } from '../cluster/helpers.js';
 
 const TOPIC = 'accidents';
 const IDS = ['a', 'b', 'c', 'd'];
@@ -220,15 +217,7 @@ test(
   'the Redis broker stores the same state, through the library publish path; invalid changes take no seq',
   { skip: !up && 'no Redis on 127.0.0.1:6379', timeout: 120_000 },
   async (t) => {
-    const wss = new WebSocketServer({ noServer: true });
-    const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: testPrefix(t) });
-    await broker.connect();
-    const service = new WebSocketService(wss, { topics: [TOPIC], broker });
-    t.after(async () => {
-      await service.close();
-      await broker.close();
-      wss.close();
-    });
+    const { service, broker } = await startRedisService(t, { topics: [TOPIC] });
     await fc.assert(
       fc.asyncProperty(opsArb, async (ops) => {
         await broker.redis.del(broker.key(TOPIC, 'state')); // a fresh state per run (seqs go on)

@@ -15,15 +15,12 @@ import type { CityPulseServer } from '../../src/app/create-server.js';
 import type { TopicDefinition } from '../../src/protocol/topic-definition.js';
 import type { ServerMessage } from '../../src/protocol/messages.js';
 import type { TopicState } from '../../src/protocol/topics.js';
-import { WebSocketServer } from 'ws';
-import { RedisBroker } from '../../src/cluster/redis-broker.js';
-import { WebSocketService } from '../../src/gateway/websocket-service.js';
 import { UpdateRejectedError } from '../../src/protocol/state-model.js';
 import { resolveTopicRegistry } from '../../src/protocol/topic-registry.js';
 import { startCli } from '../helpers/cli.js';
 import { startServer } from '../helpers/servers.js';
 import { TestClient } from '../helpers/test-client.js';
-import { REDIS_URL, redisUp, startNode, testPrefix } from '../cluster/helpers.js';
+import { REDIS_URL, redisUp, startNode, startRedisService, testPrefix } from '../cluster/helpers.js';
 import { SECRET, mint } from '../security/tokens.js';
 
 const KEY = 'custom-topic-publish-key';
@@ -268,14 +265,9 @@ test('citypulse serve without --config serves the four city topics and transit',
 
 test('the Redis broker checks an UPDATE published straight to it with its service registry', async (t) => {
   if (!(await redisUp(REDIS_URL))) return t.skip(`no Redis at ${REDIS_URL}`);
-  const wss = new WebSocketServer({ noServer: true });
-  const broker = new RedisBroker({ url: REDIS_URL, keyPrefix: testPrefix(t) });
-  await broker.connect();
-  const service = new WebSocketService(wss, { broker, registry: resolveTopicRegistry(['cameras', PARKING]) });
-  t.after(async () => {
-    await service.close();
-    await broker.close();
-    wss.close();
+  // The service hands the broker its registry; the test then publishes to the broker alone.
+  const { broker } = await startRedisService(t, {
+    registry: resolveTopicRegistry(['cameras', PARKING]),
   });
   const seq = async (): Promise<number> =>
     Number((await broker.redis.hget(broker.key('parking', 'meta'), 'seq')) ?? 0);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { validateConfig } from '../../src/aggregator/config.js';
-import { createGbfsSource } from '../../src/aggregator/sources/gbfs.js';
+import { createGbfsSource, type GbfsSourceOptions } from '../../src/aggregator/sources/gbfs.js';
 import type { EntityChange } from '../../src/protocol/topics.js';
 import { FIXTURES_DIR, startFixtureServer, waitFor, type FixtureServer } from './fixture-server.js';
 import { camera, startFeedAggregator } from './helpers.js';
@@ -17,7 +17,7 @@ async function run(
   server: FixtureServer,
   version: 'v2.3' | 'v3.0',
   t: { after: (fn: () => Promise<void>) => void },
-  options: { language?: string; includeVehicles?: boolean } = {},
+  options: Partial<GbfsSourceOptions> = {},
 ): ReturnType<typeof startFeedAggregator> {
   const source = createGbfsSource({
     name: 'bikeshare',
@@ -297,14 +297,7 @@ test('a frozen GBFS document: the whole poll times out, nothing partial is publi
   t.after(() => server.close());
   // Discovery and station_information answer; station_status never does (a frozen upstream).
   server.hang('/gbfs/v2.3/station_status.json');
-  const source = createGbfsSource({
-    name: 'bikeshare',
-    url: `${server.url}/gbfs/v2.3/gbfs.json`,
-    intervalMs: 10,
-    timeoutMs: 100,
-    backoff: { initialMs: 5, maxMs: 20 },
-  });
-  const { aggregator, publisher, push } = await startFeedAggregator(t, [source], ['bikes'], false);
+  const { aggregator, publisher, push } = await run(server, 'v2.3', t, { timeoutMs: 100 });
   await waitFor(() => requestsTo(server, 'station_status.json') >= 2, 'a retry after the timeout');
   const status = aggregator.sourceStatus().find((s) => s.name === 'bikeshare');
   assert.equal(status?.state, 'failing');
@@ -337,16 +330,10 @@ test('feeds on another host than the discovery are not fetched (nor sent the hea
     await t.test(name, async (tt) => {
       elsewhere.requests.length = 0;
       home.requests.length = 0;
-      const source = createGbfsSource({
-        name: 'bikeshare',
-        url: `${home.url}/gbfs/v2.3/gbfs.json`,
-        intervalMs: 10,
-        timeoutMs: 4000,
-        backoff: { initialMs: 5, maxMs: 20 },
+      const { aggregator, publisher } = await run(home, 'v2.3', tt, {
         headers: { 'x-api-key': 'secret-of-the-operator' },
         ...(feedHosts === undefined ? {} : { feedHosts }),
       });
-      const { aggregator, publisher } = await startFeedAggregator(tt, [source], ['bikes'], false);
       if (allowed) {
         await waitFor(() => publisher.of('bikes').length >= 1, 'the stations');
         assert.deepEqual(

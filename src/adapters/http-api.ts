@@ -14,7 +14,6 @@ import { serveStatic } from './static-files.js';
 import type { WebSocketService } from '../gateway/websocket-service.js';
 import { serveMetrics, type Metrics } from '../gateway/metrics.js';
 import { JsonBoundsError } from '../protocol/json-bounds.js';
-import type { TopicState } from '../protocol/topics.js';
 import { isRecord } from '../shared/json.js';
 
 /** What the request handler needs. */
@@ -199,30 +198,8 @@ const stats: Handler = async (req, res, ctx) => {
 const snapshot: Handler = async (req, res, ctx) => {
   const permission = await readGuard(ctx.reads)(req, res);
   if (permission === null) return;
-  const states = pickTopics(ctx.aggregator.getSnapshot(), permission);
-  sendJson(
-    res,
-    200,
-    withEpochs(states, (topic) => ctx.service.position(topic).epoch),
-  );
+  sendJson(res, 200, pickTopics(ctx.aggregator.getSnapshot(), permission));
 };
-
-/**
- * Every topic's state with its epoch, as in a connect-time SNAPSHOT: a topic nothing was published on yet carries
- * the epoch its stream will use, so a reader may resume from `seq` 0 of it.
- */
-function withEpochs(
-  states: Readonly<Record<string, TopicState>>,
-  epochOf: (topic: string) => string,
-): Readonly<Record<string, TopicState>> {
-  if (Object.values(states).every((state) => state.epoch !== undefined)) return states;
-  const out: Record<string, TopicState> = {};
-  for (const [topic, state] of Object.entries(states)) {
-    const epoch = state.epoch ?? epochOf(topic);
-    out[topic] = epoch === '' ? state : { ...state, epoch };
-  }
-  return out;
-}
 
 /** `GET /api/topics`: the registry's client-visible part (`TopicInfo`), in registry order, as far as readable. */
 const topics: Handler = async (req, res, ctx) => {

@@ -43,6 +43,11 @@ export interface TopicPublisher {
   onChange?(
     listener: (topic: string, event: StateEvent, position: StreamPosition, message: WebSocketMessage) => void,
   ): () => void;
+  /**
+   * The topic's current position. Optional: with it, a topic nothing was published on yet carries the epoch its
+   * stream will use in every snapshot (an empty epoch, a cluster topic never published, is left out).
+   */
+  position?(topic: string): StreamPosition;
 }
 
 export { INGEST_SOURCE };
@@ -182,6 +187,13 @@ export class DataAggregator {
   attach(publisher: TopicPublisher): void {
     this.offChange?.();
     this.publisher = publisher;
+    for (const slot of this.slots.values()) {
+      const epoch = slot.epoch === undefined ? publisher.position?.(slot.name).epoch : undefined;
+      if (epoch !== undefined && epoch !== '') {
+        slot.epoch = epoch;
+        this.invalidate(slot);
+      }
+    }
     // Changes others publish (the library API) fold into this state too; our own are applied where they are made.
     this.offChange =
       publisher.onChange?.((topic, event, position, message) => {
